@@ -36,7 +36,7 @@ class UsbEvent:
 
 @runtime_checkable
 class UsbBus(Protocol):
-    """Enumerates cameras through pyusb; ``poll`` reports arrivals and departures since last time."""
+    """Enumerates cameras through pyusb; ``poll`` reports arrivals and departures since the last."""
 
     def devices(self) -> list[UsbDeviceInfo]: ...
 

@@ -1,0 +1,1 @@
+"""The ``bwc`` command: one entry point, subcommands per role."""

@@ -1,0 +1,5 @@
+import sys
+
+from bwc.cli import main
+
+sys.exit(main())

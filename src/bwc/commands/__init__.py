@@ -1,0 +1,12 @@
+"""Subcommand registry: each module adds its parsers and sets ``handler`` on them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from bwc.commands import demo, hw, pending
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+COMMANDS: list[Register] = [hw.register, demo.register, pending.register]

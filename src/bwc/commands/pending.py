@@ -1,0 +1,30 @@
+"""Commands whose issue has not landed yet: they say so and exit 2, never pretend to work."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+#: command -> (subcommands, what it will do)
+PENDING: dict[str, tuple[tuple[str, ...], str]] = {
+    "device": (("run",), "run the camera firmware"),
+    "dock": (("run", "status", "assign", "retry"), "run and inspect the dock sync agent"),
+    "evidence": (("serve",), "serve the reference evidence store"),
+    "trigger": (("send",), "emulate a BLE trigger source for QA"),
+}
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name, (subcommands, summary) in PENDING.items():
+        parser = sub.add_parser(name, help=f"{summary} (not built yet)")
+        parser.add_argument("subcommand", nargs="?", choices=subcommands)
+        parser.add_argument("rest", nargs=argparse.REMAINDER)
+        parser.set_defaults(handler=_not_built, pending=name)
+
+
+def _not_built(args: argparse.Namespace) -> int:
+    what = " ".join(filter(None, [args.pending, args.subcommand]))
+    print(
+        f"bwc: error: 'bwc {what}' is not built yet: see the project's open issues", file=sys.stderr
+    )
+    return 2
