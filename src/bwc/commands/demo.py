@@ -86,17 +86,24 @@ def record(camera: Camera, path: Path, seconds: float, console: Console) -> Reco
 
 
 def remux_to_mp4(h264: Path, mp4: Path, info: CameraInfo) -> None:
-    """Copy the elementary stream into MP4 without re-encoding; the h264 demuxer supplies pts."""
+    """Copy the elementary stream into MP4 without re-encoding.
+
+    A raw H.264 stream has no timestamps; the camera encodes without B-frames, so decode order is
+    presentation order and frame n sits at n / fps.
+    """
+    frame_duration = 1 / info.fps
     with (
-        av.open(str(h264), format="h264", options={"framerate": str(info.fps)}) as src,
+        av.open(str(h264), format="h264") as src,
         av.open(str(mp4), "w", format="mp4") as dst,
     ):
         in_stream = src.streams.video[0]
         out_stream = dst.add_stream_from_template(in_stream)
-        for packet in src.demux(in_stream):
-            if packet.dts is None:
-                continue
+        out_stream.time_base = frame_duration
+        for index, packet in enumerate(p for p in src.demux(in_stream) if p.size):
             packet.stream = out_stream
+            packet.time_base = frame_duration
+            packet.pts = packet.dts = index
+            packet.duration = 1
             dst.mux(packet)
 
 
