@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := libusb-1.0-0 portaudio19-dev
+DEB_PACKAGES := libusb-1.0-0 portaudio19-dev dbus-daemon
 PYTEST_ARGS ?=
 
 .PHONY: setup deb demo test lint typecheck unit clean bench

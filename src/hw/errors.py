@@ -16,7 +16,7 @@ class ConfigError(HwError):
 
 
 class AdapterUnavailable(HwError):
-    """A real adapter's library or device is missing; the message names what to install or plug in."""
+    """A real adapter's library or device is missing; the message says what to install or plug."""
 
 
 class DeviceError(HwError):
@@ -29,3 +29,7 @@ class DeviceClosed(DeviceError):
 
 class PowerLost(DeviceError):
     """Simulated power cut: storage refuses every operation until it is restarted."""
+
+
+class StoragePathError(HwError, ValueError):
+    """A storage path is absolute, climbs out with ``..`` or follows a symlink out of the root."""
