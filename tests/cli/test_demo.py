@@ -20,7 +20,7 @@ def test_demo_reports_frames_key_frames_and_bytes(
         "demo", "--config", str(config_file(VIRTUAL_TIME)), "--seconds", "2", "--out", str(out)
     )
     assert run.code == 0, run.err
-    text = " ".join(run.out.split())
+    text = " ".join(run.out.replace("│", " ").split())
     assert "frames 60" in text
     assert "key frames 4 (every 15 frames)" in text
     assert "60 frames decoded back from the MP4" in text
