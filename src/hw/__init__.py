@@ -1,4 +1,4 @@
-"""Hardware layer: one ``typing.Protocol`` port per piece of hardware; real and sim adapters for each.
+"""Hardware layer: a ``typing.Protocol`` port per piece of hardware, a real and a sim adapter each.
 
 Nothing here imports the rest of the project. The layer above asks for a port (``Camera``,
 ``UsbBus``, ...) and never learns which adapter it got; :mod:`hw.rig` builds them from
