@@ -14,9 +14,10 @@ from pathlib import Path
 from bwc.commands import COMMANDS
 from bwc.errors import CliError
 from bwc.logs import configure_logging
+from custody.errors import CustodyError
 from hw.errors import HwError
 
-USER_ERRORS: tuple[type[Exception], ...] = (CliError, HwError)
+USER_ERRORS: tuple[type[Exception], ...] = (CliError, HwError, CustodyError)
 
 
 def build_parser() -> argparse.ArgumentParser:
