@@ -1,0 +1,1 @@
+"""Camera firmware: controller, pre-event ring, crash-safe clip writer, officer feedback."""

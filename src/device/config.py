@@ -1,0 +1,33 @@
+"""The ``[device]`` table: how the camera records, warns and stores."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class DeviceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: seconds of footage before the start input that every clip includes
+    pre_event_s: float = Field(default=30.0, ge=0, le=120)
+    #: hard cap on the ring's memory, whatever the bitrate
+    pre_event_max_bytes: int = Field(default=64 * 1024**2, gt=0)
+    #: keep audio in the pre-event window (off by default: many policies forbid it)
+    pre_event_audio: bool = False
+    #: seconds recorded after a stop gesture before the clip is sealed
+    post_event_s: float = Field(default=0.0, ge=0, le=120)
+    #: reminder tone and vibration while recording; 0 disables
+    reminder_interval_s: float = Field(default=120.0, ge=0)
+    #: warn the officer when free space falls below this
+    storage_low_bytes: int = Field(default=1024**3, ge=0)
+    #: refuse to start a segment with less free space than this; seal and fault instead
+    storage_reserve_bytes: int = Field(default=16 * 1024**2, ge=0)
+    battery_low_percent: float = Field(default=15.0, ge=0, le=100)
+    battery_critical_percent: float = Field(default=3.0, ge=0, le=100)
+    #: gesture timings
+    double_press_window_s: float = Field(default=0.4, gt=0, le=2)
+    hold_s: float = Field(default=3.0, gt=0, le=10)
+    #: identity of this camera and who wears it (provisioned by the dock)
+    serial: str = "BWC-SIM-0001"
+    officer_id: str = ""
+    firmware_version: str = "0.1.0"
