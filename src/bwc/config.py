@@ -13,13 +13,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bwc.errors import CliError
+from device.config import DeviceConfig
 from hw.config import HwConfig
+
+#: tables that belong to the packages above hw/, by name
+PACKAGE_TABLES = ("device",)
 
 
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     hw: HwConfig = HwConfig()
+    device: DeviceConfig = DeviceConfig()
 
 
 def load_config(path: Path | None) -> Config:
@@ -39,12 +44,13 @@ def load_config(path: Path | None) -> Config:
 
 def parse_config(raw: dict[str, Any], *, source: str = "config") -> Config:
     hw_tables = {k: v for k, v in raw.items() if k in HwConfig.model_fields}
-    unknown = sorted(set(raw) - set(hw_tables))
+    package_tables = {k: v for k, v in raw.items() if k in PACKAGE_TABLES}
+    unknown = sorted(set(raw) - set(hw_tables) - set(package_tables))
     if unknown:
-        known = ", ".join(sorted(HwConfig.model_fields))
+        known = ", ".join(sorted([*HwConfig.model_fields, *PACKAGE_TABLES]))
         raise CliError(f"{source}: unknown table [{unknown[0]}]; known tables: {known}")
     try:
-        return Config(hw=HwConfig.model_validate(hw_tables))
+        return Config(hw=HwConfig.model_validate(hw_tables), **package_tables)
     except ValidationError as exc:
         raise CliError(f"{source}: {describe_validation_error(exc)}") from exc
 
