@@ -10,6 +10,8 @@ Locking contract: one lock guards the radio's membership, counters and positions
 decides who hears what under the lock, then hands each delivery to its scanner's event loop with
 ``call_soon_threadsafe``, so scanners on different loops in different threads each get their
 callback on their own loop and no callback ever runs under the lock.
+
+What an advertisement may carry is checked by :mod:`hw.sim.ble_advertisement`.
 """
 
 from __future__ import annotations
@@ -24,21 +26,21 @@ from typing import Any
 
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
-from bleak.uuids import normalize_uuid_str
 
-from hw.errors import ConfigError, DeviceError
+from hw.errors import DeviceError
 from hw.ports.ble import Advertisement, DetectionCallback, SimRadioConfig
 
-#: The BLE advertising interval range in milliseconds (Core spec, Vol 4, Part E, 7.8.53).
-MIN_INTERVAL_MS = 20
-MAX_INTERVAL_MS = 10_485_759
-#: What one legacy advertising PDU carries; every scanner, old or new, can receive these.
-LEGACY_ADV_MAX_BYTES = 31
+# ``name as name`` re-exports: these public names stay importable from hw.sim.ble, as before.
+from hw.sim.ble_advertisement import LEGACY_ADV_MAX_BYTES as LEGACY_ADV_MAX_BYTES
+from hw.sim.ble_advertisement import MAX_INTERVAL_MS as MAX_INTERVAL_MS
+from hw.sim.ble_advertisement import MIN_INTERVAL_MS as MIN_INTERVAL_MS
+from hw.sim.ble_advertisement import check_advertisement as check_advertisement
+from hw.sim.ble_advertisement import legacy_payload_size as legacy_payload_size
+from hw.sim.ble_advertisement import normalize_uuid
 
 _NOISE_SIGMA_DB = 1.0
 #: Closer than this the far-field model no longer holds; treat it as this distance.
 _MIN_DISTANCE_M = 0.1
-_BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
 
 
 @dataclass(eq=False)
@@ -348,61 +350,13 @@ class SimBleAdvertiser:
                 return address
 
 
-def check_advertisement(advertisement: Advertisement) -> None:
-    """Refuse what no real controller would send, with the same errors as the real adapter."""
-    if not MIN_INTERVAL_MS <= advertisement.interval_ms <= MAX_INTERVAL_MS:
-        raise ConfigError(
-            f"advertising interval {advertisement.interval_ms} ms is outside BLE's "
-            f"{MIN_INTERVAL_MS}..{MAX_INTERVAL_MS} ms: choose an interval in that range"
-        )
-    if not -127 <= advertisement.tx_power_dbm <= 20:
-        raise ConfigError(
-            f"advertising TX power {advertisement.tx_power_dbm} dBm is outside BLE's -127..20 dBm"
-        )
-    size = legacy_payload_size(advertisement)
-    if size > LEGACY_ADV_MAX_BYTES:
-        raise DeviceError(
-            f"advertisement needs {size} bytes but a legacy BLE advertisement carries "
-            f"{LEGACY_ADV_MAX_BYTES}: shorten the manufacturer or service data"
-        )
-
-
-def legacy_payload_size(advertisement: Advertisement) -> int:
-    """Bytes of advertising data as BlueZ lays it out: one length+type header per AD structure."""
-    size = 3  # TX power level, which both adapters include
-    for data in advertisement.manufacturer_data.values():
-        size += 2 + 2 + len(data)
-    by_width: dict[int, int] = {}
-    for uuid in advertisement.service_uuids:
-        width = _uuid_width(uuid)
-        by_width[width] = by_width.get(width, 0) + width
-    size += sum(2 + total for total in by_width.values())
-    for uuid, data in advertisement.extra.items():
-        size += 2 + _uuid_width(uuid) + len(data)
-    return size
-
-
-def _uuid_width(uuid: str) -> int:
-    full = _normalize_uuid(uuid)
-    if full.endswith(_BASE_UUID_TAIL):
-        return 2 if full.startswith("0000") else 4
-    return 16
-
-
-def _normalize_uuid(uuid: str) -> str:
-    try:
-        return normalize_uuid_str(uuid)
-    except ValueError as exc:
-        raise ConfigError(f"{uuid!r} is not a Bluetooth UUID: use its 16/32/128-bit form") from exc
-
-
 def _packet(address: str, advertisement: Advertisement) -> _Packet:
     # bleak on BlueZ reports every UUID in its 128-bit lower-case form; so does the sim.
     return _Packet(
         address=address,
         advertisement=advertisement,
-        service_uuids=[_normalize_uuid(u) for u in advertisement.service_uuids],
-        service_data={_normalize_uuid(u): bytes(d) for u, d in advertisement.extra.items()},
+        service_uuids=[normalize_uuid(u) for u in advertisement.service_uuids],
+        service_data={normalize_uuid(u): bytes(d) for u, d in advertisement.extra.items()},
     )
 
 

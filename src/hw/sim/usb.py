@@ -5,14 +5,13 @@ cached descriptors stay readable after a device leaves, while opening it, claimi
 any transfer fails with ``USBError`` errno ENODEV. Each virtual camera presents the descriptors of
 the camera's USB network gadget (CDC-NCM behind an interface association) and serves its string
 descriptors through GET_DESCRIPTOR control transfers, so ``usb.util.get_string`` runs its real code.
-Bulk data is not modelled: in simulation the offload link is loopback networking, not NCM frames.
+The descriptors themselves, bytes and parsed, are in :mod:`hw.sim.usb_descriptors`. Bulk data is
+not modelled: in simulation the offload link is loopback networking, not NCM frames.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
-import struct
 import threading
 from array import array
 from dataclasses import dataclass, field
@@ -26,6 +25,19 @@ from usb.backend import libusb1
 from hw.errors import ConfigError
 from hw.ports.usb import CAMERA_PRODUCT_ID, CAMERA_VENDOR_ID, UsbConfig
 from hw.real.usb import PyusbUsbBus
+from hw.sim.usb_descriptors import (
+    CONFIG_DESCRIPTOR,
+    DT_CONFIG,
+    DT_DEVICE,
+    DT_STRING,
+    LANGID_EN_US,
+    LANGUAGES_DESCRIPTOR,
+    NCM_CONFIG,
+    device_descriptor,
+    device_strings,
+    parse,
+    string_descriptor,
+)
 
 _ERRORS = {  # libusb error code -> (libusb's message, errno), as pyusb's libusb1 backend raises
     libusb1.LIBUSB_ERROR_INVALID_PARAM: ("Invalid parameter", errno.EINVAL),
@@ -46,95 +58,9 @@ def _usb_error(code: int) -> usb.core.USBError:
     return usb.core.USBError(message, code, err)
 
 
-_DT_DEVICE, _DT_CONFIG, _DT_STRING, _DT_INTERFACE, _DT_ENDPOINT = 1, 2, 3, 4, 5
 _GET_STATUS, _GET_DESCRIPTOR, _GET_CONFIGURATION, _SET_CONFIGURATION = 0x00, 0x06, 0x08, 0x09
-_LANGID_EN_US = 0x0409
 _SPEED_HIGH = 3  # enum libusb_speed
 _MAX_PORT_DEPTH = 7  # USB 3 allows at most 7 tiers below the root hub
-_STR_MANUFACTURER, _STR_PRODUCT, _STR_SERIAL, _STR_NCM, _STR_NCM_DATA, _STR_MAC = range(1, 7)
-
-# The camera's USB network function as Linux's f_ncm gadget presents it, byte for byte. These
-# bytes are what GET_DESCRIPTOR returns; pyusb's view is parsed from them, as libusb does.
-_NCM_FUNCTION = b"".join(
-    [
-        bytes([8, 0x0B, 0, 2, 0x02, 0x0D, 0x00, _STR_NCM]),  # interface association: NCM, 0-1
-        bytes([9, _DT_INTERFACE, 0, 0, 1, 0x02, 0x0D, 0x00, _STR_NCM]),  # control: CDC NCM
-        bytes([5, 0x24, 0x00, 0x10, 0x01]),  # CDC header, version 1.10
-        bytes([5, 0x24, 0x06, 0, 1]),  # CDC union: control interface 0, data interface 1
-        struct.pack("<BBBBIHHB", 13, 0x24, 0x0F, _STR_MAC, 0, 1514, 0, 0),  # CDC ethernet
-        struct.pack("<BBBHB", 6, 0x24, 0x1A, 0x0100, 0),  # CDC NCM, version 1.0
-        struct.pack("<BBBBHB", 7, _DT_ENDPOINT, 0x81, 0x03, 16, 9),  # notifications, interrupt
-        bytes([9, _DT_INTERFACE, 1, 0, 0, 0x0A, 0x00, 0x01, _STR_NCM_DATA]),  # data, idle
-        bytes([9, _DT_INTERFACE, 1, 1, 2, 0x0A, 0x00, 0x01, _STR_NCM_DATA]),  # data, running
-        struct.pack("<BBBBHB", 7, _DT_ENDPOINT, 0x82, 0x02, 512, 0),  # bulk IN
-        struct.pack("<BBBBHB", 7, _DT_ENDPOINT, 0x01, 0x02, 512, 0),  # bulk OUT
-    ]
-)
-# configuration 1: two interfaces, self-powered (the camera has its own battery), draws 500 mA
-_CONFIG_DESCRIPTOR = (
-    struct.pack("<BBHBBBBB", 9, _DT_CONFIG, 9 + len(_NCM_FUNCTION), 2, 1, 0, 0xC0, 250)
-    + _NCM_FUNCTION
-)
-
-_LAYOUTS = {  # descriptor type -> (struct format, field names as pyusb reads them)
-    _DT_DEVICE: (
-        "<BBHBBBBHHHBBBB",
-        "bLength bDescriptorType bcdUSB bDeviceClass bDeviceSubClass bDeviceProtocol "
-        "bMaxPacketSize0 idVendor idProduct bcdDevice iManufacturer iProduct iSerialNumber "
-        "bNumConfigurations",
-    ),
-    _DT_CONFIG: (
-        "<BBHBBBBB",
-        "bLength bDescriptorType wTotalLength bNumInterfaces bConfigurationValue "
-        "iConfiguration bmAttributes bMaxPower",
-    ),
-    _DT_INTERFACE: (
-        "<BBBBBBBBB",
-        "bLength bDescriptorType bInterfaceNumber bAlternateSetting bNumEndpoints "
-        "bInterfaceClass bInterfaceSubClass bInterfaceProtocol iInterface",
-    ),
-    _DT_ENDPOINT: (
-        "<BBBBHB",
-        "bLength bDescriptorType bEndpointAddress bmAttributes wMaxPacketSize bInterval",
-    ),
-}
-
-
-def _parse(raw: bytes, **more: object) -> SimpleNamespace:
-    fmt, names = _LAYOUTS[raw[1]]
-    values = struct.unpack_from(fmt, raw)
-    return SimpleNamespace(**dict(zip(names.split(), values, strict=True)), **more)
-
-
-def _parse_configuration(raw: bytes) -> SimpleNamespace:
-    """Split a configuration descriptor as libusb does: ``interfaces[index][alternate]``, and each
-    class-specific descriptor in the ``extra_descriptors`` of the standard one it follows."""
-    config = _parse(raw, interfaces=[], extra_descriptors=[])
-    current = config
-    offset = config.bLength
-    while offset < len(raw):
-        chunk = raw[offset : offset + raw[offset]]
-        if chunk[1] == _DT_INTERFACE:
-            current = _parse(chunk, endpoints=[], extra_descriptors=[])
-            if current.bAlternateSetting == 0:
-                config.interfaces.append([])
-            config.interfaces[-1].append(current)
-        elif chunk[1] == _DT_ENDPOINT:
-            current = _parse(chunk, bRefresh=0, bSynchAddress=0, extra_descriptors=[])
-            config.interfaces[-1][-1].endpoints.append(current)
-        else:
-            current.extra_descriptors.extend(chunk)
-        offset += len(chunk)
-    return config
-
-
-_NCM_CONFIG = _parse_configuration(_CONFIG_DESCRIPTOR)
-
-
-def _mac_address(serial: str) -> str:
-    """A stable, locally administered MAC for the gadget's host side, derived from the serial."""
-    digest = hashlib.sha256(serial.encode()).digest()
-    return f"{(digest[0] & 0xFC) | 0x02:02X}" + digest[1:6].hex().upper()
 
 
 @dataclass(eq=False)
@@ -201,23 +127,12 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]  # pyusb has no
                 raise ValueError(f"port path {port_path} is not 1 to 7 port numbers of 1-255")
             if port_path in used:
                 raise ValueError(f"port {port_path} already holds the device {used[port_path]!r}")
-            # miscellaneous class, interface association: the NCM function spans two interfaces
-            raw = struct.pack(
-                "<BBHBBBBHHHBBBB", 18, _DT_DEVICE, 0x0200, 0xEF, 0x02, 0x01, 64, vendor_id,
-                product_id, 0x0100, _STR_MANUFACTURER, _STR_PRODUCT, _STR_SERIAL, 1,
-            )  # fmt: skip
-            descriptor = _parse(
+            raw = device_descriptor(vendor_id, product_id)
+            descriptor = parse(
                 raw, bus=self._bus, address=self._next_address(), port_numbers=port_path,
                 port_number=port_path[-1], speed=_SPEED_HIGH,
             )  # fmt: skip
-            strings = {
-                _STR_MANUFACTURER: manufacturer,
-                _STR_PRODUCT: product,
-                _STR_SERIAL: serial,
-                _STR_NCM: "CDC Network Control Model (NCM)",
-                _STR_NCM_DATA: "CDC Network Data",
-                _STR_MAC: _mac_address(serial),
-            }
+            strings = device_strings(serial, manufacturer, product)
             self._devices[serial] = _SimDevice(raw, descriptor, strings, accessible)
 
     def unplug(self, serial: str) -> None:
@@ -252,7 +167,7 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]  # pyusb has no
     def get_configuration_descriptor(self, dev: _SimDevice, config: int) -> SimpleNamespace:
         if config != 0:
             raise _usb_error(libusb1.LIBUSB_ERROR_NOT_FOUND)
-        return _NCM_CONFIG
+        return NCM_CONFIG
 
     def get_interface_descriptor(
         self, dev: _SimDevice, intf: int, alt: int, config: int
@@ -296,7 +211,7 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]  # pyusb has no
     def set_configuration(self, dev_handle: _SimHandle, config_value: int) -> None:
         with self._lock:
             device = self._live(dev_handle)
-            if config_value not in (0, _NCM_CONFIG.bConfigurationValue):
+            if config_value not in (0, NCM_CONFIG.bConfigurationValue):
                 raise _usb_error(libusb1.LIBUSB_ERROR_NOT_FOUND)
             if device.claimed:
                 raise _usb_error(libusb1.LIBUSB_ERROR_BUSY)
@@ -309,7 +224,7 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]  # pyusb has no
     def claim_interface(self, dev_handle: _SimHandle, intf: int) -> None:
         with self._lock:
             device = self._live(dev_handle)
-            if not device.configuration or intf >= _NCM_CONFIG.bNumInterfaces:
+            if not device.configuration or intf >= NCM_CONFIG.bNumInterfaces:
                 raise _usb_error(libusb1.LIBUSB_ERROR_NOT_FOUND)
             holder = device.claimed.get(intf)
             if intf in device.kernel_driver or holder not in (None, dev_handle):
@@ -328,7 +243,7 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]  # pyusb has no
             device = self._live(dev_handle)
             if device.claimed.get(intf) is not dev_handle:
                 raise _usb_error(libusb1.LIBUSB_ERROR_NOT_FOUND)
-            if altsetting >= len(_NCM_CONFIG.interfaces[intf]):
+            if altsetting >= len(NCM_CONFIG.interfaces[intf]):
                 raise _usb_error(libusb1.LIBUSB_ERROR_NOT_FOUND)
             device.alternate[intf] = altsetting
 
@@ -383,15 +298,14 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]  # pyusb has no
                 return bytes([device.configuration])
             if request == _GET_DESCRIPTOR:
                 kind, number = value >> 8, value & 0xFF
-                if kind == _DT_DEVICE and number == 0:
+                if kind == DT_DEVICE and number == 0:
                     return device.raw
-                if kind == _DT_CONFIG and number == 0:
-                    return _CONFIG_DESCRIPTOR
-                if kind == _DT_STRING and number == 0:
-                    return struct.pack("<BBH", 4, _DT_STRING, _LANGID_EN_US)
-                if kind == _DT_STRING and index == _LANGID_EN_US and number in device.strings:
-                    text = device.strings[number].encode("utf-16-le")
-                    return bytes([2 + len(text), _DT_STRING]) + text
+                if kind == DT_CONFIG and number == 0:
+                    return CONFIG_DESCRIPTOR
+                if kind == DT_STRING and number == 0:
+                    return LANGUAGES_DESCRIPTOR
+                if kind == DT_STRING and index == LANGID_EN_US and number in device.strings:
+                    return string_descriptor(device.strings[number])
         raise _usb_error(libusb1.LIBUSB_ERROR_PIPE)  # a device stalls what it does not know
 
     def _no_data_path(self, dev_handle: _SimHandle, *_: object) -> int:
