@@ -134,6 +134,13 @@ class SetMuted:
 
 
 @dataclass(frozen=True)
+class SetStealth:
+    """Stealth on: LEDs, tones and vibration off (the feedback module honours it)."""
+
+    stealth: bool
+
+
+@dataclass(frozen=True)
 class Feedback:
     """Tell the officer: ``pattern`` is a name the feedback module knows (e.g. "marker")."""
 
@@ -155,4 +162,14 @@ class Shutdown:
     at_ns: int
 
 
-Action = StartClip | StopClip | AddMarker | NoteEvent | SetMuted | Feedback | Audit | Shutdown
+Action = (
+    StartClip
+    | StopClip
+    | AddMarker
+    | NoteEvent
+    | SetMuted
+    | SetStealth
+    | Feedback
+    | Audit
+    | Shutdown
+)
