@@ -1,8 +1,10 @@
 """Exporting decrypted segments as one standard, playable MP4 (remux only, no re-encoding).
 
 Each segment's plaintext is a self-contained fragmented MP4. Packets are copied into one MP4 with
-the first segment's stream parameters; each segment is placed right after the previous one on
-the timeline, so segments whose timestamps restart at zero still play in order.
+the first segment's stream parameters. Segments that carry one continuous timeline (as the
+camera writes them) keep it, shifted as a whole to start at zero, so audio and video stay in sync
+across segment boundaries; a segment whose timestamps jump back (restart at zero) is placed right
+after the previous one instead.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def _remux(
     plaintexts: Iterable[bytes], output: av.container.OutputContainer
 ) -> tuple[int, int, Fraction]:
     streams: dict[int, av.stream.Stream] = {}
-    cursor = Fraction(0)  # seconds: where the next segment starts in the export
+    cursor = Fraction(0)  # seconds: the end of what was exported so far
+    placed: tuple[Fraction, Fraction] | None = None  # previous segment: (offset, start) in s
     count = packets = 0
     for index, data in enumerate(plaintexts):
         try:
@@ -56,7 +59,7 @@ def _remux(
                     streams = {s.index: output.add_stream_from_template(s) for s in segment.streams}
                 elif len(segment.streams) != len(streams):
                     raise FormatError(f"segment {index}: its streams differ from segment 0")
-                cursor, n = _copy_segment(segment, output, streams, cursor)
+                placed, cursor, n = _copy_segment(segment, output, streams, placed, cursor)
         except av.FFmpegError as exc:
             raise FormatError(f"segment {index}: not a playable MP4 fragment ({exc})") from exc
         count, packets = count + 1, packets + n
@@ -69,23 +72,27 @@ def _copy_segment(
     segment: av.container.InputContainer,
     output: av.container.OutputContainer,
     streams: dict[int, av.stream.Stream],
+    placed: tuple[Fraction, Fraction] | None,
     cursor: Fraction,
-) -> tuple[Fraction, int]:
+) -> tuple[tuple[Fraction, Fraction] | None, Fraction, int]:
+    """Copy one segment; ``placed`` is (offset, exported start) of the previous segment."""
     demuxed = [p for p in segment.demux() if p.dts is not None and p.time_base is not None]
     if not demuxed:
-        return cursor, 0
-    # place the segment by presentation time: its first frame shows where the last one ended
+        return placed, cursor, 0
     start = min(Fraction(_pts(p)) * _tb(p) for p in demuxed)
-    end = start
+    offset = cursor - start if placed is None else placed[0]
+    if placed is not None and start + offset <= placed[1]:
+        offset = cursor - start  # the timeline restarted: play it after what came before
+    end = cursor
     for packet in demuxed:
         tb, pts = _tb(packet), _pts(packet)
-        shift = round((cursor - start) / tb)
-        end = max(end, Fraction(pts + max(packet.duration or 0, 0)) * tb)
+        shift = round(offset / tb)
+        end = max(end, Fraction(pts + max(packet.duration or 0, 0)) * tb + offset)
         packet.dts = _dts(packet) + shift
         packet.pts = pts + shift
         packet.stream = streams[packet.stream.index]
         output.mux(packet)
-    return cursor + (end - start), len(demuxed)
+    return (offset, start + offset), end, len(demuxed)
 
 
 def _tb(packet: av.Packet[av.stream.Stream]) -> Fraction:

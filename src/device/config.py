@@ -29,5 +29,7 @@ class DeviceConfig(BaseModel):
     hold_s: float = Field(default=3.0, gt=0, le=10)
     #: identity of this camera and who wears it (provisioned by the dock)
     serial: str = "BWC-SIM-0001"
+    #: the camera's enrolled id (manifests and audit records name it); empty: the serial
+    device_id: str = ""
     officer_id: str = ""
     firmware_version: str = "0.1.0"

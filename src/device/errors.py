@@ -17,3 +17,15 @@ class StorageFullError(ClipWriteError):
 
 class RecoveryError(FirmwareError):
     """A clip folder found at boot cannot be recovered (it is kept untouched and reported)."""
+
+
+class ClipExistsError(FirmwareError):
+    """A clip folder of that id already exists; footage is never overwritten."""
+
+
+class AuditWriteError(FirmwareError):
+    """The device audit log could not be made durable; the camera faults."""
+
+
+class MediaError(FirmwareError):
+    """Encoded audio or video could not be encoded, cut or muxed; the message says why."""

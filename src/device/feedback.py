@@ -78,8 +78,8 @@ class OfficerFeedback:
         return self._stealth
 
     def set_stealth(self, on: bool) -> None:
+        """Hide or restore the LEDs and the buzzer; the controller's cue says it happened."""
         self._stealth = on
-        self.cue("stealth_on" if on else "stealth_off")
         self._show_look()
 
     def show_state(self, state: State, now_ns: int) -> None:

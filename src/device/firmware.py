@@ -1,0 +1,360 @@
+"""The camera firmware: ports, controller, ring, recorder and feedback wired together.
+
+Everything happens in :meth:`Firmware.step`, one camera frame at a time, on one thread: inputs
+from other threads (button edges, BLE triggers, the dock, the control socket) only enter a queue.
+So the firmware is deterministic under a virtual clock and a test drives it frame by frame.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+
+from device.audit_log import DeviceAuditLog
+from device.config import DeviceConfig
+from device.controller import Controller, trigger_reason
+from device.errors import ClipWriteError, StorageFullError
+from device.events import (
+    Action,
+    AddMarker,
+    Audit,
+    BatteryInput,
+    Feedback,
+    Input,
+    NoteEvent,
+    PowerInput,
+    SetMuted,
+    SetStealth,
+    Shutdown,
+    StartClip,
+    State,
+    StopClip,
+    StorageInput,
+    WriterFaultInput,
+)
+from device.feedback import OfficerFeedback
+from device.gestures import Button, GestureDetector
+from device.media import AudioEncoder
+from device.recorder import DeviceKeys, Recorder, StartRequest
+from device.recovery import RecoveryReport, recover_clips
+from device.ring import PreEventRing
+from hw.ports.battery import BatteryGauge
+from hw.ports.camera import Camera
+from hw.ports.clock import Clock
+from hw.ports.gnss import Gnss
+from hw.ports.io import OfficerIo
+from hw.ports.microphone import Microphone
+from hw.ports.storage import Storage
+
+log = structlog.get_logger(__name__)
+
+CLIPS_ROOT = "clips"
+AUDIT_LOG = "audit/device.jsonl"
+SECOND = 1_000_000_000
+BATTERY_EVERY_NS = 10 * SECOND
+GNSS_EVERY_NS = 10 * SECOND
+
+
+@dataclass(frozen=True)
+class DevicePorts:
+    clock: Clock
+    camera: Camera
+    io: OfficerIo
+    battery: BatteryGauge
+    storage: Storage
+    microphone: Microphone | None = None
+    gnss: Gnss | None = None
+
+
+@dataclass(frozen=True)
+class _Edge:
+    button: Button
+    pressed: bool
+    at_ns: int
+
+
+class Firmware:
+    def __init__(self, config: DeviceConfig, ports: DevicePorts, keys: DeviceKeys) -> None:
+        self.config = config
+        self.ports = ports
+        self._keys = keys
+        self.controller = Controller()
+        self._gestures = GestureDetector.from_config(config)
+        self.ring = PreEventRing(
+            config.pre_event_s,
+            config.pre_event_max_bytes,
+            keep_audio=config.pre_event_audio,
+            fps=ports.camera.info.fps,
+        )
+        self.feedback = OfficerFeedback(ports.io, reminder_interval_s=config.reminder_interval_s)
+        self._inputs: queue.SimpleQueue[Input | _Edge] = queue.SimpleQueue()
+        self._audio = (
+            AudioEncoder(ports.microphone.sample_rate, ports.microphone.channels)
+            if ports.microphone is not None
+            else None
+        )
+        self._audio_next_ns = 0
+        self._muted = False
+        self.recorder: Recorder | None = None
+        self.sealed: list[str] = []  #: clip ids sealed since boot, oldest first
+        self.audit: DeviceAuditLog | None = None
+        self.time_sync_offset_ns = 0
+        self._levels: dict[str, str] = {"battery": "ok", "storage": "ok"}
+        self._next_battery_ns = 0
+        self._next_gnss_ns = 0
+        self.running = False
+        self.stopped = threading.Event()
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def boot(self) -> RecoveryReport:
+        """Recover unsealed clips, open the hardware and power on into buffering."""
+        p = self.ports
+        self.audit = DeviceAuditLog(p.storage, AUDIT_LOG, self._keys.identity, p.clock)
+        report = recover_clips(p.storage, CLIPS_ROOT, self._keys.identity, self.audit)
+        p.camera.open()
+        if p.microphone is not None:
+            p.microphone.open()
+        if p.gnss is not None:
+            p.gnss.open()
+        p.io.record_button.on_change(lambda down, at: self._inputs.put(_Edge("record", down, at)))
+        p.io.function_button.on_change(
+            lambda down, at: self._inputs.put(_Edge("function", down, at))
+        )
+        self.running = True
+        self._handle(PowerInput(on=True, at_ns=p.clock.monotonic_ns()))
+        return report
+
+    def submit(self, event: Input) -> None:
+        """Queue an input from any thread; it takes effect at the next frame."""
+        self._inputs.put(event)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Record until shut down (an input) or until ``stop`` is set."""
+        try:
+            while self.running and not (stop is not None and stop.is_set()):
+                self.step()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Seal any open clip and release the hardware; safe to call twice."""
+        if self.stopped.is_set():
+            return
+        now = self.ports.clock.monotonic_ns()
+        self._finish_clip(now)
+        for part in (self.ports.camera, self.ports.microphone, self.ports.gnss):
+            if part is not None:
+                part.close()
+        self.ports.io.record_button.on_change(None)
+        self.ports.io.function_button.on_change(None)
+        if self.audit is not None:
+            self.audit.close()
+        self.running = False
+        self.stopped.set()
+
+    # -- one frame ------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        packet = self.ports.camera.read()
+        now = packet.monotonic_ns
+        self._take_inputs(now)
+        self._monitor(now)
+        if not self.running:
+            return
+        self._take_audio(now)
+        self.ring.push_video(packet)
+        if self.recorder is not None:
+            self._guard(lambda r: r.push_video(packet), now)
+            tail = self.recorder
+            if tail is not None and tail.stop_at_ns is not None and now >= tail.stop_at_ns:
+                self._finish_clip(now)
+        self.feedback.tick(now)
+
+    def _take_inputs(self, now: int) -> None:
+        while True:
+            try:
+                item = self._inputs.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, _Edge):
+                for gesture in self._gestures.edge(item.button, item.pressed, item.at_ns):
+                    self._handle(gesture)
+            else:
+                self._handle(item)
+        for gesture in self._gestures.tick(now):
+            self._handle(gesture)
+
+    def _take_audio(self, now: int) -> None:
+        mic, encoder = self.ports.microphone, self._audio
+        if mic is None or encoder is None:
+            return
+        while self._audio_next_ns <= now:
+            chunk = mic.read()
+            self._audio_next_ns = chunk.monotonic_ns + chunk.samples * SECOND // chunk.sample_rate
+            if self._muted:
+                continue  # muted audio is never encoded, buffered or stored
+            for packet in encoder.encode(chunk):
+                self.ring.push_audio(packet)
+                if self.recorder is not None:
+                    self._guard(lambda r, p=packet: r.push_audio(p), now)
+
+    # -- monitors -------------------------------------------------------------------------------
+
+    def _monitor(self, now: int) -> None:
+        free = self.ports.storage.free_bytes()
+        storage: Literal["ok", "low", "full"] = (
+            "full" if free < self.config.storage_reserve_bytes
+            else "low" if free < self.config.storage_low_bytes
+            else "ok"
+        )  # fmt: skip
+        if self._changed("storage", storage):
+            self._handle(StorageInput(storage, free, now))
+        if now >= self._next_battery_ns:
+            self._next_battery_ns = now + BATTERY_EVERY_NS
+            reading = self.ports.battery.read()
+            battery: Literal["ok", "low", "critical"] = (
+                "critical" if reading.percent <= self.config.battery_critical_percent
+                else "low" if reading.percent <= self.config.battery_low_percent
+                else "ok"
+            )  # fmt: skip
+            if self._changed("battery", battery):
+                self._handle(BatteryInput(battery, reading.percent, now))
+        if self.recorder is not None and self.ports.gnss is not None and now >= self._next_gnss_ns:
+            self._next_gnss_ns = now + GNSS_EVERY_NS
+            fix = self.ports.gnss.fix()
+            if fix is not None:
+                self._guard(lambda r: r.writer.add_gnss_fix(fix, monotonic_ns=now), now)
+
+    def _changed(self, what: str, level: str) -> bool:
+        changed = self._levels[what] != level
+        self._levels[what] = level
+        return changed
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def _handle(self, event: Input) -> None:
+        for action in self.controller.handle(event):
+            self._do(action, event.at_ns)
+
+    def _do(self, action: Action, now: int) -> None:
+        match action:
+            case StartClip():
+                self._start_clip(action)
+            case StopClip(immediate=immediate):
+                self._stop_clip(now, immediate=immediate)
+            case AddMarker(at_ns=at):
+                self._guard(lambda r: r.writer.add_marker(at), now)
+            case NoteEvent(kind=kind, detail=detail, at_ns=at):
+                self._guard(lambda r: r.writer.add_event(kind, detail, monotonic_ns=at), now)
+            case SetMuted(muted=muted):
+                self._muted = muted
+            case SetStealth(stealth=stealth):
+                self.feedback.set_stealth(stealth)
+            case Feedback(pattern=pattern):
+                self._show(pattern, now)
+            case Audit(event=event, detail=detail):
+                self._audit(event, detail)
+            case Shutdown():
+                self._finish_clip(now)
+                self.running = False
+
+    def _start_clip(self, action: StartClip) -> None:
+        self._finish_clip(action.at_ns)  # a post-event tail ends when a new clip starts
+        trigger = action.trigger
+        triggers: list[dict[str, str | int]] = (
+            [{"kind": "button"}]
+            if trigger is None
+            else [{"kind": trigger.kind, "source_id": trigger.source_id, **trigger.detail}]
+        )
+        request = StartRequest(triggers, action.at_ns, self.time_sync_offset_ns)
+        try:
+            self.recorder = Recorder.start(
+                self.ring.snapshot(), request, storage=self.ports.storage, clips_root=CLIPS_ROOT,
+                config=self.config, keys=self._keys, clock=self.ports.clock,
+                info=self.ports.camera.info,
+                audio=self._audio.format if self._audio is not None else None,
+            )  # fmt: skip
+        except ClipWriteError as exc:
+            self._writer_failed(exc, action.at_ns)
+            return
+        log.info("clip started", clip_id=self.recorder.clip_id, reason=action.reason)
+
+    def _stop_clip(self, now: int, *, immediate: bool) -> None:
+        if self.recorder is None:
+            return
+        if immediate or self.config.post_event_s == 0:
+            self._finish_clip(now)
+        else:
+            self.recorder.stop_at_ns = now + round(self.config.post_event_s * SECOND)
+
+    def _finish_clip(self, now: int) -> None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is None:
+            return
+        try:
+            recorder.stop(end_monotonic_ns=now)
+        except ClipWriteError as exc:
+            self._writer_failed(exc, now)
+            return
+        self.sealed.append(recorder.clip_id)
+        log.info("clip sealed", clip_id=recorder.clip_id, segments=recorder.writer.segment_count)
+
+    def _guard(self, write: Any, now: int) -> None:
+        """Run a write on the open clip; a storage failure ends the clip and faults the camera."""
+        recorder = self.recorder
+        if recorder is None:
+            return
+        try:
+            write(recorder)
+        except ClipWriteError as exc:
+            self.recorder = None
+            if recorder.writer.sealed is not None:
+                self.sealed.append(recorder.clip_id)
+            self._writer_failed(exc, now)
+
+    def _writer_failed(self, exc: ClipWriteError, now: int) -> None:
+        log.error("clip write failed", error=str(exc))
+        if isinstance(exc, StorageFullError):
+            self._levels["storage"] = "full"
+            self._handle(StorageInput("full", self.ports.storage.free_bytes(), now))
+        else:
+            self._handle(WriterFaultInput(str(exc), now))
+
+    def _show(self, pattern: str, now: int) -> None:
+        if pattern.startswith("state:"):
+            self.feedback.show_state(State(pattern.removeprefix("state:")), now)
+        else:
+            self.feedback.cue(pattern)
+
+    def _audit(self, event: str, detail: dict[str, str]) -> None:
+        if self.audit is None:
+            return
+        try:
+            self.audit.append(event, dict(detail))
+        except OSError as exc:  # the audit log reports its own write failures; never crash
+            log.error("audit append failed", event=event, error=str(exc))
+
+    # -- status ---------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        c = self.controller
+        return {
+            "state": c.state.value,
+            "muted": c.muted,
+            "stealth": c.stealth,
+            "fault": c.fault,
+            "clip": self.recorder.clip_id if self.recorder is not None else None,
+            "sealed": list(self.sealed),
+            "ring_s": round(self.ring.buffered_s, 3),
+            "ring_bytes": self.ring.bytes,
+            "ignored": {f"{s}/{k}": n for (s, k), n in c.ignored.items()},
+            "feedback": self.feedback.shown[-10:],
+        }
+
+
+__all__ = ["DeviceKeys", "DevicePorts", "Firmware", "trigger_reason"]
