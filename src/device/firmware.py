@@ -84,8 +84,11 @@ class Firmware:
         self._keys = keys
         self.controller = Controller()
         self._gestures = GestureDetector.from_config(config)
+        # An input lands between frames and is handled at the next one, when the newest buffered
+        # frame may end up to one frame after it: buffer one frame more than the pre-event time.
+        frame_s = float(1 / ports.camera.info.fps)
         self.ring = PreEventRing(
-            config.pre_event_s,
+            config.pre_event_s + frame_s,
             config.pre_event_max_bytes,
             keep_audio=config.pre_event_audio,
             fps=ports.camera.info.fps,

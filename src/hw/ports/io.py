@@ -13,6 +13,7 @@ from typing import Literal, Protocol, runtime_checkable
 from pydantic import Field
 
 from hw.ports.base import PortConfig
+from hw.ports.clock import Clock
 
 #: called with (pressed, monotonic_ns) on every edge
 ButtonHandler = Callable[[bool, int], None]
@@ -90,11 +91,12 @@ class IoConfig(PortConfig):
     bounce_s: float = Field(default=0.01, ge=0, le=1)
 
 
-def open_io(cfg: IoConfig) -> OfficerIo:
+def open_io(cfg: IoConfig, clock: Clock | None = None) -> OfficerIo:
+    """``clock`` stamps button edges, so gestures line up with frame times; host time if None."""
     if cfg.adapter == "sim":
         from hw.sim.io import open_sim_io
 
-        return open_sim_io(cfg)
+        return open_sim_io(cfg, clock)
     from hw.real.io import open_gpiozero_io
 
-    return open_gpiozero_io(cfg)
+    return open_gpiozero_io(cfg, clock)

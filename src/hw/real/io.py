@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 
 from gpiozero import Device
@@ -10,14 +11,18 @@ from gpiozero.exc import NativePinFactoryFallback, PinWarning
 from gpiozero.pins import Factory
 
 from hw.errors import AdapterUnavailable
+from hw.ports.clock import Clock
 from hw.ports.io import IoConfig, OfficerIo
 from hw.real.gpio_devices import open_devices
 
 _log = logging.getLogger(__name__)
 
 
-def open_gpiozero_io(cfg: IoConfig) -> OfficerIo:
-    return open_devices(cfg, pin_factory=default_pin_factory()).officer_io()
+def open_gpiozero_io(cfg: IoConfig, clock: Clock | None = None) -> OfficerIo:
+    monotonic_ns = clock.monotonic_ns if clock is not None else time.monotonic_ns
+    return open_devices(
+        cfg, pin_factory=default_pin_factory(), monotonic_ns=monotonic_ns
+    ).officer_io()
 
 
 def default_pin_factory() -> Factory:
