@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -33,3 +35,5 @@ class DeviceConfig(BaseModel):
     device_id: str = ""
     officer_id: str = ""
     firmware_version: str = "0.1.0"
+    #: the camera's key files: device.key.pem (its identity) and agency.pub.pem (recording key)
+    keys_dir: Path = Path("var/bwc/keys")

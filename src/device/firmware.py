@@ -352,6 +352,7 @@ class Firmware:
             "stealth": c.stealth,
             "fault": c.fault,
             "clip": self.recorder.clip_id if self.recorder is not None else None,
+            "segments": self.recorder.writer.segment_count if self.recorder is not None else 0,
             "sealed": list(self.sealed),
             "ring_s": round(self.ring.buffered_s, 3),
             "ring_bytes": self.ring.bytes,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bwc.commands import demo, hw, keys, pending, verify
+from bwc.commands import demo, device, hw, keys, pending, verify
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 COMMANDS: list[Register] = [
     hw.register,
     demo.register,
+    device.register,
     keys.register,
     verify.register,
     pending.register,

@@ -7,7 +7,6 @@ import sys
 
 #: command -> (subcommands, what it will do)
 PENDING: dict[str, tuple[tuple[str, ...], str]] = {
-    "device": (("run",), "run the camera firmware"),
     "dock": (("run", "status", "assign", "retry"), "run and inspect the dock sync agent"),
     "evidence": (("serve",), "serve the reference evidence store"),
     "trigger": (("send",), "emulate a BLE trigger source for QA"),

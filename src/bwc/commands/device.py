@@ -1,0 +1,230 @@
+"""``bwc device run`` runs the camera firmware; ``bwc device send`` drives a running one.
+
+This module is the firmware's composition root: it opens every port from the configuration,
+loads the camera's keys, boots the firmware and serves its control socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+from rich.console import Console
+
+from bwc.commands.options import add_config_option
+from bwc.config import Config, load_config
+from bwc.errors import CliError
+from custody.keys import Role, load_agency_public_key, load_signing_key, write_key_pair
+from device.config import DeviceConfig
+from device.recorder import DeviceKeys
+from hw.config import HwConfig
+
+if TYPE_CHECKING:
+    from device.firmware import DevicePorts, Firmware
+    from hw.sim.battery import SimBattery
+    from hw.sim.io import SimOfficerIo
+
+DEFAULT_CONTROL = Path("var/bwc/control.sock")
+SIM_PORTS = ("camera", "microphone", "ble_scanner", "ble_advertiser", "usb", "io", "battery",
+             "clock", "gnss", "storage")  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser("device", help="run and drive the camera firmware")
+    device_sub = parser.add_subparsers(dest="device_command", metavar="COMMAND", required=True)
+
+    run = device_sub.add_parser("run", help="run the firmware until it powers off or is stopped")
+    add_config_option(run)
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--sim",
+        dest="sim",
+        action="store_true",
+        default=True,
+        help="every port simulated, whatever the config says (default)",
+    )
+    mode.add_argument("--real", dest="sim", action="store_false",
+                      help="use the adapters the config names (on the camera itself)")  # fmt: skip
+    run.add_argument("--control", type=Path, default=DEFAULT_CONTROL, metavar="SOCKET",
+                     help=f"control socket path (default {DEFAULT_CONTROL})")  # fmt: skip
+    run.add_argument("--seconds", type=float, default=None,
+                     help="stop after this much camera time (default: until off)")  # fmt: skip
+    run.set_defaults(handler=run_device)
+
+    send = device_sub.add_parser(
+        "send", help="send one command to a running camera",
+        description="Commands: status; press record|function|both single|double|hold; "
+        "trigger KIND SOURCE_ID; dock; undock; battery PERCENT; shutdown.",
+    )  # fmt: skip
+    send.add_argument("--control", type=Path, default=DEFAULT_CONTROL, metavar="SOCKET")
+    send.add_argument("words", nargs="+", metavar="COMMAND")
+    send.set_defaults(handler=run_send)
+
+
+# -- run ----------------------------------------------------------------------------------------
+
+
+def run_device(args: argparse.Namespace) -> int:
+    config = load_config(getattr(args, "config", None))
+    if args.sim:
+        config = simulated(config)
+    console = Console(highlight=False, stderr=True)
+    keys = load_keys(config.device, create=args.sim, console=console)
+    rig = open_rig(config.hw)
+    from device.control import ControlServer, SimControls
+    from device.firmware import Firmware
+
+    firmware = Firmware(config.device, rig.ports, keys)
+    report = firmware.boot()
+    if report.recovered or report.dropped or report.unrecovered:
+        console.print(
+            f"recovered {len(report.recovered)} clip(s) at boot; dropped {len(report.dropped)} "
+            f"torn file(s); {len(report.unrecovered)} folder(s) left for the armorer"
+        )
+    args.control.parent.mkdir(parents=True, exist_ok=True)
+    sim = None
+    if rig.sim_io is not None and rig.sim_battery is not None:
+        sim = SimControls(rig.sim_io, rig.sim_battery, rig.ports.clock)
+    control = ControlServer(firmware, args.control, sim)
+    control.start()
+    console.print(f"camera {config.device.serial} running; control socket {args.control}")
+    stop = _stop_on_signals()
+    try:
+        _loop(firmware, stop, args.seconds)
+    finally:
+        firmware.close()
+        control.close()
+        rig.ports.io.close()
+    status = firmware.status()
+    print(json.dumps({"sealed": status["sealed"], "state": status["state"]}))
+    return 0
+
+
+def _loop(firmware: Firmware, stop: threading.Event, seconds: float | None) -> None:
+    clock = firmware.ports.clock
+    until = None if seconds is None else clock.monotonic_ns() + round(seconds * 1e9)
+    while firmware.running and not stop.is_set():
+        firmware.step()
+        if until is not None and clock.monotonic_ns() >= until:
+            break
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def simulated(config: Config) -> Config:
+    """The same configuration with every hardware port on its sim adapter."""
+    hw = config.hw
+    tables = {name: getattr(hw, name).model_copy(update={"adapter": "sim"}) for name in SIM_PORTS}
+    return config.model_copy(update={"hw": HwConfig(**tables, sim_radio=hw.sim_radio)})
+
+
+def load_keys(cfg: DeviceConfig, *, create: bool, console: Console) -> DeviceKeys:
+    """The camera's identity and the agency's recording key from ``keys_dir``.
+
+    A simulated camera makes a development set on first run (with the agency's private key beside
+    it, so ``bwc verify --agency-key`` can decrypt its clips); a real one must be provisioned.
+    """
+    identity, agency = cfg.keys_dir / "device.key.pem", cfg.keys_dir / "agency.pub.pem"
+    if not identity.exists() and create:
+        write_key_pair(cfg.keys_dir, Role.DEVICE)
+        if not agency.exists():
+            write_key_pair(cfg.keys_dir, Role.AGENCY)
+        console.print(f"made development keys in {cfg.keys_dir} (simulated camera)")
+    if not identity.exists() or not agency.exists():
+        missing = identity if not identity.exists() else agency
+        raise CliError(f"{missing} is missing: provision the camera at a dock before recording")
+    signing: Ed25519PrivateKey = load_signing_key(identity)
+    recording: X25519PublicKey = load_agency_public_key(agency)
+    return DeviceKeys(signing, recording)
+
+
+@dataclass
+class Rig:
+    """The opened ports, and the sim parts the control socket may drive (None on hardware)."""
+
+    ports: DevicePorts
+    sim_io: SimOfficerIo | None = None
+    sim_battery: SimBattery | None = None
+
+
+def open_rig(hw: HwConfig) -> Rig:
+    from device.firmware import DevicePorts
+    from hw.ports.battery import open_battery
+    from hw.ports.camera import open_camera
+    from hw.ports.clock import open_clock
+    from hw.ports.gnss import open_gnss
+    from hw.ports.io import open_io
+    from hw.ports.microphone import open_microphone
+    from hw.ports.storage import open_storage
+    from hw.sim.battery import SimBattery
+    from hw.sim.io import SimOfficerIo
+
+    clock = open_clock(hw.clock)
+    io = open_io(hw.io, clock)
+    battery = open_battery(hw.battery, clock)
+    hw.storage.root.mkdir(parents=True, exist_ok=True)
+    ports = DevicePorts(
+        clock=clock, camera=open_camera(hw.camera, clock), io=io, battery=battery,
+        storage=open_storage(hw.storage), microphone=open_microphone(hw.microphone, clock),
+        gnss=open_gnss(hw.gnss, clock),
+    )  # fmt: skip
+    return Rig(
+        ports,
+        sim_io=io if isinstance(io, SimOfficerIo) else None,
+        sim_battery=battery if isinstance(battery, SimBattery) else None,
+    )
+
+
+# -- send ---------------------------------------------------------------------------------------
+
+
+def run_send(args: argparse.Namespace) -> int:
+    request = parse_command(args.words)
+    from device.control import send
+
+    try:
+        reply = send(args.control, request)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise CliError(
+            f"no camera is listening on {args.control}: start one with 'bwc device run'"
+        ) from exc
+    print(json.dumps(reply, indent=2))
+    if not reply.get("ok"):
+        print(f"bwc: error: {reply.get('error')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parse_command(words: list[str]) -> dict[str, Any]:
+    """``press record double`` -> ``{"cmd": "press", "button": "record", "gesture": "double"}``."""
+    cmd, rest = words[0], words[1:]
+    shapes: dict[str, tuple[str, ...]] = {
+        "status": (), "dock": (), "undock": (), "shutdown": (),
+        "press": ("button", "gesture"), "trigger": ("kind", "source_id"), "battery": ("percent",),
+    }  # fmt: skip
+    if cmd not in shapes:
+        raise CliError(f"unknown command {cmd!r}: use one of {', '.join(shapes)}")
+    names = shapes[cmd]
+    if len(rest) != len(names):
+        usage = " ".join([cmd, *(n.upper() for n in names)])
+        raise CliError(f"'{cmd}' takes {len(names)} argument(s): bwc device send {usage}")
+    request: dict[str, Any] = {"cmd": cmd, **dict(zip(names, rest, strict=True))}
+    if cmd == "battery":
+        try:
+            request["percent"] = float(rest[0])
+        except ValueError as exc:
+            raise CliError(f"battery PERCENT must be a number (got {rest[0]!r})") from exc
+    return request
