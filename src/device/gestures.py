@@ -11,8 +11,8 @@ RECORD double press    press, release, press again within 0.4 s    start recordi
 RECORD single press    one press, no second one within 0.4 s       add a marker (if recording)
 RECORD hold            hold 3 s (felt while still holding)         stop recording
 FUNCTION double press  press, release, press again within 0.4 s    mute / unmute audio
-FUNCTION hold          hold 3 s                                    stealth on / off (no lights,
-                                                                   tones or vibration)
+FUNCTION hold          hold 3 s                                    stealth on / off (no lights
+                                                                   or tones; vibration only)
 both buttons held      hold RECORD and FUNCTION together for 3 s   power on / power off
 FUNCTION single press  press and release                           nothing (a brushed button
                                                                    must not change anything)
