@@ -188,3 +188,85 @@ def test_every_transition_is_in_the_signed_audit_log(camera: Camera) -> None:
     log = (camera.storage.root / "audit" / "device.jsonl").read_text()
     assert '"to":"recording"' in log
     assert '"to":"buffering"' in log
+
+
+def test_post_event_seconds_keep_recording_after_the_stop(
+    tmp_path: Path, device_key: Ed25519PrivateKey, agency_key: X25519PrivateKey,
+    config: DeviceConfig,
+) -> None:  # fmt: skip
+    config = config.model_copy(update={"post_event_s": 4.0})
+    cam = build_camera(tmp_path / "card", device_key, agency_key, config)
+    cam.firmware.boot()
+    cam.run(2)
+    cam.tap(2)
+    cam.run(2)
+    held_at = cam.now()
+    cam.hold_record()  # the stop gesture comes 3 s into the hold
+    cam.run(2)
+    assert cam.firmware.sealed == []  # still recording the tail
+    cam.run(3)
+    [clip_id] = cam.firmware.sealed
+    seal = cam.manifest(clip_id).seal
+    assert seal is not None and seal.end_monotonic_ns >= held_at + (3 + 4) * SECOND
+    assert cam.firmware.controller.state is State.BUFFERING
+    cam.firmware.close()
+    cam.io.close()
+
+
+def test_low_free_space_warns_the_officer(
+    tmp_path: Path, device_key: Ed25519PrivateKey, agency_key: X25519PrivateKey,
+    config: DeviceConfig,
+) -> None:  # fmt: skip
+    config = config.model_copy(update={"storage_low_bytes": 3 * 1024**2})
+    cam = build_camera(
+        tmp_path / "card", device_key, agency_key, config, capacity_bytes=4 * 1024**2
+    )
+    cam.firmware.boot()
+    cam.run(1)
+    assert "storage_low" not in cam.firmware.feedback.shown
+    cam.tap(2)
+    for _ in range(300):
+        cam.run(1)
+        if "storage_low" in cam.firmware.feedback.shown:
+            break
+    assert "storage_low" in cam.firmware.feedback.shown
+    assert cam.firmware.controller.state is State.RECORDING
+    cam.firmware.close()
+    cam.io.close()
+
+
+def audio_packets(camera: Camera, clip_id: str, out: Path) -> int:
+    import av
+
+    camera.export(clip_id, out)
+    with av.open(str(out)) as container:
+        if not container.streams.audio:
+            return 0
+        return sum(1 for p in container.demux(container.streams.audio[0]) if p.size)
+
+
+def test_muted_recording_stores_no_audio(camera: Camera, tmp_path: Path) -> None:
+    camera.run(2)
+    camera.io.press(camera.io.function_button)
+    camera.clock.advance(0.05)
+    camera.io.release(camera.io.function_button)
+    camera.clock.advance(0.1)
+    camera.io.press(camera.io.function_button)
+    camera.clock.advance(0.05)
+    camera.io.release(camera.io.function_button)
+    camera.run(1)
+    assert camera.firmware.controller.muted
+    camera.tap(2)
+    camera.run(3)
+    camera.hold_record()
+    camera.run(1)
+    assert audio_packets(camera, camera.firmware.sealed[0], tmp_path / "muted.mp4") == 0
+
+
+def test_unmuted_recording_stores_audio(camera: Camera, tmp_path: Path) -> None:
+    camera.run(2)
+    camera.tap(2)
+    camera.run(3)
+    camera.hold_record()
+    camera.run(1)
+    assert audio_packets(camera, camera.firmware.sealed[0], tmp_path / "sound.mp4") > 0
