@@ -47,8 +47,30 @@ unit: setup
 
 test: lint typecheck unit
 
-bench: setup
-	$(BIN)/python -m bench.run
+# Benchmarks (docs/bench.md). The peers are command-line tools (ffmpeg for now), each from the
+# Debian package named like its command; bench-deps installs the missing ones when running as
+# root. A peer still missing is reported as such in the results: `make bench` never fails for it.
+# `make bench BENCH_ARGS=--quick` runs in under a minute.
+BENCH_DEB_PACKAGES := ffmpeg
+BENCH_ARGS ?=
+
+.PHONY: bench-deps
+bench-deps:
+	@missing=""; for p in $(BENCH_DEB_PACKAGES); do \
+	  command -v $$p >/dev/null 2>&1 || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing benchmark peers:$$missing"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; } \
+	      || echo "could not install$$missing: their figures will have no peer value"; \
+	  else \
+	    echo "benchmark peers missing:$$missing (run 'sudo make bench-deps'): their figures will have no peer value"; \
+	  fi; \
+	fi
+
+bench: setup bench-deps
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

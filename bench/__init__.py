@@ -1,0 +1,14 @@
+"""Benchmarks: every figure measured next to the tool people would use instead, as JSON.
+
+``python -m bench.run`` (``make bench``) writes ``bench/results.json`` and prints a table; see
+docs/bench.md for what each figure means and how it is measured.
+
+- :mod:`bench.figures`: the :class:`Figure` record, the results file and the table;
+- :mod:`bench.machine`: what the figures were measured on;
+- :mod:`bench.stream`: the video every camera figure is fed, encoded once per run;
+- :mod:`bench.replay_camera`: a Camera-port adapter that replays it, so encoding is not counted;
+- :mod:`bench.ring_probe`: the child process that measures the pre-event ring's memory;
+- :mod:`bench.peers`: the peer tools (ffmpeg), run as child processes;
+- :mod:`bench.device`: the camera firmware's figures;
+- :mod:`bench.run`: the entry point and the list of benchmarks.
+"""

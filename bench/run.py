@@ -1,0 +1,127 @@
+"""``python -m bench.run [--quick | --smoke] [--out FILE] [--work DIR]``: every figure, one file.
+
+Encodes the benchmark video once, runs each benchmark in :data:`BENCHMARKS` on it, writes
+``{"machine": {...}, "figures": [...]}`` (plus the mode, date and scenario) to ``--out`` and
+prints the table. A new benchmark is one more :class:`Benchmark` line here and a function that
+returns a :class:`~bench.figures.Figure`. docs/bench.md explains each figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from bench.device import BenchError, recording_cpu, ring_memory
+from bench.figures import Figure, render_table, results_json, write_results
+from bench.machine import describe_machine
+from bench.stream import EncodedStream, Scenario, encode_stream
+from bwc.logs import configure_logging
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
+
+SCENARIOS = {
+    # 1080p30 at 8 Mbit/s: a body camera's usual setting. The stream outlasts the 30 s ring
+    # (the firmware's default) so that the ring has wrapped, and makes one minute of recording.
+    "full": Scenario("full", 1920, 1080, 30, 8_000_000, seconds=60, ring_s=30),
+    # Same picture, fewer seconds: under a minute even where encoding 1080p is slow.
+    "quick": Scenario("quick", 1920, 1080, 30, 8_000_000, seconds=15, ring_s=10),
+    # Seconds of small video: proves the harness runs end to end (tests/bench), nothing more.
+    "smoke": Scenario("smoke", 320, 240, 30, 1_000_000, seconds=3, ring_s=1, repeats=1),
+}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every benchmark gets: the scenario, the encoded stream and a private work folder."""
+
+    scenario: Scenario
+    stream: EncodedStream
+    work: Path
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    title: str  #: shown while it runs
+    run: Callable[[RunContext], Figure]
+
+
+BENCHMARKS: tuple[Benchmark, ...] = (
+    Benchmark("pre-event ring memory", lambda c: ring_memory(c.stream, c.scenario)),
+    Benchmark("recording path CPU", lambda c: recording_cpu(c.stream, c.scenario, c.work / "rec")),
+)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description="Benchmark the camera firmware against the tools people use instead.",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="fewer seconds of video: under 1 min")
+    mode.add_argument(
+        "--smoke", action="store_true", help="seconds of small video: checks the harness only"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})"
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="folder for the run's temporary files, e.g. on the card to measure (default: TMPDIR)",
+    )
+    return parser.parse_args(argv)
+
+
+def run(scenario: Scenario, work: Path, console: Console) -> tuple[dict[str, object], list[Figure]]:
+    machine = describe_machine(work)
+    with console.status(f"encoding the benchmark video ({scenario.describe()})"):
+        stream = encode_stream(scenario, work / "stream")
+    context = RunContext(scenario, stream, work)
+    figures: list[Figure] = []
+    for benchmark in BENCHMARKS:
+        with console.status(f"measuring {benchmark.title}"):
+            figures.append(benchmark.run(context))
+    return machine, figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()  # warnings only: the firmware's info lines would bury the table
+    scenario = SCENARIOS["quick" if args.quick else "smoke" if args.smoke else "full"]
+    # Off a terminal (make, CI logs) rich would wrap the table at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    if args.work is not None and not args.work.is_dir():
+        console.print(f"[red]--work {args.work} is not a folder: create it or pick another[/red]")
+        return 2
+    started = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="bwc-bench-", dir=args.work) as tmp:
+            machine, figures = run(scenario, Path(tmp), console)
+    except BenchError as exc:
+        console.print(f"[red]benchmark failed: {exc}[/red]")
+        return 1
+    document = results_json(
+        machine,
+        figures,
+        mode=scenario.mode,
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+        elapsed_s=round(time.perf_counter() - started, 1),
+        scenario=asdict(scenario),
+    )
+    write_results(args.out, document)
+    render_table(machine, figures, console, title=f"bwc benchmarks ({scenario.mode} mode)")
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
