@@ -38,3 +38,37 @@ class SignatureError(IntegrityError):
 
 class KeyMismatchError(IntegrityError):
     """A key that is valid but not the one the data was made for (e.g. the wrong agency key)."""
+
+
+class TriggerError(CustodyError):
+    """A BLE trigger advertisement that must be ignored; ``reason`` says why, for counting.
+
+    ``open_trigger`` raises only these, whatever the bytes, so a receiver can count rejections
+    by ``reason`` without a catch-all.
+    """
+
+    reason = "invalid"
+
+
+class TriggerFormatError(TriggerError, FormatError):
+    """Not a trigger payload: wrong size or type, or an event type this version does not know."""
+
+    reason = "malformed"
+
+
+class TriggerVersionError(TriggerFormatError, UnsupportedVersionError):
+    """A trigger payload of a format version this implementation does not read."""
+
+    reason = "version"
+
+
+class UnknownTriggerSourceError(TriggerError, IntegrityError):
+    """The payload names a source that is not registered (or was sealed for another agency)."""
+
+    reason = "unknown_source"
+
+
+class TriggerMacError(TriggerError, IntegrityError):
+    """The MAC does not verify with the named source's key: forged, altered or wrong key."""
+
+    reason = "bad_mac"

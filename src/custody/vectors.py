@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from custody import audit, envelope, manifest, receipt, segment
+from custody import audit, envelope, manifest, receipt, segment, trigger
 from custody.canonical import b64e, canonical_bytes, sha256_hex
 from custody.clipid import clip_id_bytes
 from custody.keys import key_id, private_pem, public_pem, raw_public
@@ -43,6 +43,27 @@ INFO = ClipInfo(
     triggers=({"kind": "holster", "source": "a1b2c3d4", "counter": 17},),
     pre_event_ns=30_000_000_000,
 )
+TRIGGER_AGENCY_SECRET = bytes(range(192, 224))
+TRIGGER_SOURCES = {  # source id: secret
+    0x1A2B3C4D: bytes(range(224, 256)),  # a holster sensor
+    0x00C0FFEE: bytes(range(255, 223, -1)),  # a peer camera
+}
+TRIGGER_CASES = [  # (event, salt)
+    (trigger.TriggerEvent(0x1A2B3C4D, trigger.EventType.HOLSTER, 17), bytes.fromhex("5a17e3")),
+    (trigger.TriggerEvent(0x1A2B3C4D, trigger.EventType.HOLSTER, 18), bytes.fromhex("0b99c4")),
+    (
+        trigger.TriggerEvent(
+            0x00C0FFEE, trigger.EventType.PEER_RECORDING, 4_000_000_001, incident=0xA1B2C3, hop=1
+        ),
+        bytes.fromhex("000000"),
+    ),
+    (
+        trigger.TriggerEvent(
+            0x00C0FFEE, trigger.EventType.TEST, 2**32 - 1, incident=2**24 - 1, hop=7
+        ),
+        bytes.fromhex("ffffff"),
+    ),
+]
 EVENTS = {
     1: EventRecord("gnss", 1_700_000_000_500_000_000, 12_500_000_000,
                    {"lat_e7": 515_007_592, "lon_e7": -1_246_354, "accuracy_mm": 4_500}),
@@ -223,6 +244,87 @@ def audit_vectors() -> dict[str, Any]:
     }
 
 
+def trigger_vectors() -> dict[str, Any]:
+    encryption_key = trigger.derive_encryption_key(TRIGGER_AGENCY_SECRET)
+    cases: list[dict[str, Any]] = []
+    for event, salt in TRIGGER_CASES:
+        secret = TRIGGER_SOURCES[event.source_id]
+        body = trigger.encode_body(event)
+        mac = trigger.compute_mac(trigger.derive_mac_key(secret), trigger.VERSION, salt, body)
+        payload = trigger.seal_trigger(
+            event, source_secret=secret, agency_secret=TRIGGER_AGENCY_SECRET, salt=salt
+        )
+        cases.append({
+            "source_id": event.source_id,
+            "event_type": event.event_type.name.lower(),
+            "event_type_code": int(event.event_type),
+            "hop": event.hop,
+            "counter": event.counter,
+            "incident": event.incident,
+            "salt_hex": salt.hex(),
+            "body_hex": body.hex(),
+            "mac_input_hex": trigger.mac_input(trigger.VERSION, salt, body).hex(),
+            "mac_hex": mac.hex(),
+            "chacha20_nonce_hex": trigger.chacha_nonce(trigger.VERSION, salt, mac)[4:].hex(),
+            "payload_hex": payload.hex(),
+            "manufacturer_ad_hex": _manufacturer_ad(payload).hex(),
+        })  # fmt: skip
+    valid = bytes.fromhex(cases[0]["payload_hex"])
+    other_agency = trigger.seal_trigger(
+        TRIGGER_CASES[0][0], source_secret=TRIGGER_SOURCES[0x1A2B3C4D],
+        agency_secret=bytes(32), salt=TRIGGER_CASES[0][1],
+    )  # fmt: skip
+    wrong_source_key = trigger.seal_trigger(
+        TRIGGER_CASES[0][0], source_secret=TRIGGER_SOURCES[0x00C0FFEE],
+        agency_secret=TRIGGER_AGENCY_SECRET, salt=TRIGGER_CASES[0][1],
+    )  # fmt: skip
+    unknown_type = _sealed_body(bytes.fromhex("1a2b3c4d06000000ff000000"), b"\x00\x00\x06")
+
+    def flip(offset: int) -> str:
+        return (valid[:offset] + bytes([valid[offset] ^ 0x01]) + valid[offset + 1 :]).hex()
+
+    return {
+        "company_id": trigger.COMPANY_ID,
+        "agency_secret_hex": TRIGGER_AGENCY_SECRET.hex(),
+        "encryption_key_hex": encryption_key.hex(),
+        "sources": {
+            f"{source_id:#010x}": {
+                "secret_hex": secret.hex(),
+                "mac_key_hex": trigger.derive_mac_key(secret).hex(),
+            }
+            for source_id, secret in TRIGGER_SOURCES.items()
+        },
+        "cases": cases,
+        "invalid": [
+            {"payload_hex": valid[:-1].hex(), "reason": "malformed"},
+            {"payload_hex": (valid + b"\x00").hex(), "reason": "malformed"},
+            {"payload_hex": (b"\x02" + valid[1:]).hex(), "reason": "version"},
+            {"payload_hex": other_agency.hex(), "reason": "unknown_source"},
+            {"payload_hex": flip(4), "reason": "unknown_source"},  # a bit of the source id
+            {"payload_hex": flip(9), "reason": "bad_mac"},  # a bit of the counter
+            {"payload_hex": flip(23), "reason": "unknown_source"},  # the MAC, so the nonce
+            {"payload_hex": wrong_source_key.hex(), "reason": "bad_mac"},
+            {"payload_hex": unknown_type.hex(), "reason": "malformed"},
+        ],
+    }
+
+
+def _sealed_body(body: bytes, salt: bytes) -> bytes:
+    """A payload sealed from raw body bytes: how an event type this version lacks would look."""
+    mac_key = trigger.derive_mac_key(TRIGGER_SOURCES[0x1A2B3C4D])
+    mac = trigger.compute_mac(mac_key, trigger.VERSION, salt, body)
+    nonce = trigger.chacha_nonce(trigger.VERSION, salt, mac)
+    encryption_key = trigger.derive_encryption_key(TRIGGER_AGENCY_SECRET)
+    return (
+        bytes([trigger.VERSION]) + salt + trigger.keystream_xor(encryption_key, nonce, body) + mac
+    )
+
+
+def _manufacturer_ad(payload: bytes) -> bytes:
+    """The AD structure: length, type 0xFF, company id (little-endian), payload."""
+    return bytes([3 + len(payload), 0xFF]) + trigger.COMPANY_ID.to_bytes(2, "little") + payload
+
+
 def _lines(data: bytes) -> list[str]:
     """A JSON Lines file as its lines (the file is each line followed by LF)."""
     return [line.decode() for line in data.split(b"\n")[:-1]]
@@ -241,6 +343,7 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "manifest": manifest_vectors,
     "receipt": receipt_vectors,
     "audit": audit_vectors,
+    "trigger": trigger_vectors,
 }
 
 
