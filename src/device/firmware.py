@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 
 from device.audit_log import DeviceAuditLog
+from device.ble_link import BleLink
 from device.config import DeviceConfig
 from device.controller import Controller, trigger_reason
-from device.errors import ClipWriteError, StorageFullError
+from device.errors import AuditWriteError, ClipWriteError, StorageFullError
 from device.events import (
     Action,
     AddMarker,
@@ -57,6 +59,8 @@ AUDIT_LOG = "audit/device.jsonl"
 SECOND = 1_000_000_000
 BATTERY_EVERY_NS = 10 * SECOND
 GNSS_EVERY_NS = 10 * SECOND
+#: states in which a clip may be open: recording, and buffering during a post-event tail
+_MAY_RECORD = (State.RECORDING, State.BUFFERING)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class Firmware:
         )
         self.feedback = OfficerFeedback(ports.io, reminder_interval_s=config.reminder_interval_s)
         self._inputs: queue.SimpleQueue[Input | _Edge] = queue.SimpleQueue()
+        self._pending: deque[Input] = deque()  # inputs raised by actions, handled after them
+        self._handling = False
         self._audio = (
             AudioEncoder(ports.microphone.sample_rate, ports.microphone.channels)
             if ports.microphone is not None
@@ -103,6 +109,7 @@ class Firmware:
         self._audio_next_ns = 0
         self._muted = False
         self.recorder: Recorder | None = None
+        self.ble: BleLink | None = None  #: triggers and the peer beacon, when the camera has BLE
         self.sealed: list[str] = []  #: clip ids sealed since boot, oldest first
         self.audit: DeviceAuditLog | None = None
         self.time_sync_offset_ns = 0
@@ -129,8 +136,14 @@ class Firmware:
             lambda down, at: self._inputs.put(_Edge("function", down, at))
         )
         self.running = True
+        if self.ble is not None:
+            self.ble.start()
         self._handle(PowerInput(on=True, at_ns=p.clock.monotonic_ns()))
         return report
+
+    def attach_ble(self, link: BleLink) -> None:
+        """Hear triggers and announce recordings to peers (before :meth:`boot`)."""
+        self.ble = link
 
     def submit(self, event: Input) -> None:
         """Queue an input from any thread; it takes effect at the next frame."""
@@ -150,13 +163,18 @@ class Firmware:
             return
         now = self.ports.clock.monotonic_ns()
         self._finish_clip(now)
+        if self.ble is not None:
+            self.ble.close()
         for part in (self.ports.camera, self.ports.microphone, self.ports.gnss):
             if part is not None:
                 part.close()
         self.ports.io.record_button.on_change(None)
         self.ports.io.function_button.on_change(None)
         if self.audit is not None:
-            self.audit.close()
+            try:
+                self.audit.close()
+            except AuditWriteError as exc:  # release the hardware anyway; boot resumes the log
+                log.error("audit close failed", error=str(exc))
         self.running = False
         self.stopped.set()
 
@@ -241,8 +259,24 @@ class Firmware:
     # -- actions --------------------------------------------------------------------------------
 
     def _handle(self, event: Input) -> None:
-        for action in self.controller.handle(event):
-            self._do(action, event.at_ns)
+        # An input raised while acting on another (a clip write failing) waits until that one's
+        # actions are done: otherwise they would finish after it, and the officer would see
+        # "recording" from a start whose clip had already faulted.
+        self._pending.append(event)
+        if self._handling:
+            return
+        self._handling = True
+        try:
+            while self._pending:
+                event = self._pending.popleft()
+                for action in self.controller.handle(event):
+                    self._do(action, event.at_ns)
+                if self.recorder is not None and self.controller.state not in _MAY_RECORD:
+                    # a post-event tail ends at once when the camera docks or faults, as a clip
+                    # being recorded does
+                    self._finish_clip(event.at_ns)
+        finally:
+            self._handling = False
 
     def _do(self, action: Action, now: int) -> None:
         match action:
@@ -275,9 +309,10 @@ class Firmware:
             else [{"kind": trigger.kind, "source_id": trigger.source_id, **trigger.detail}]
         )
         request = StartRequest(triggers, action.at_ns, self.time_sync_offset_ns)
+        snapshot = self.ring.snapshot()
         try:
             self.recorder = Recorder.start(
-                self.ring.snapshot(), request, storage=self.ports.storage, clips_root=CLIPS_ROOT,
+                snapshot, request, storage=self.ports.storage, clips_root=CLIPS_ROOT,
                 config=self.config, keys=self._keys, clock=self.ports.clock,
                 info=self.ports.camera.info,
                 audio=self._audio.format if self._audio is not None else None,
@@ -286,6 +321,10 @@ class Firmware:
             self._writer_failed(exc, action.at_ns)
             return
         log.info("clip started", clip_id=self.recorder.clip_id, reason=action.reason)
+        if self.ble is not None:
+            self.ble.clip_started(action.trigger)
+        # written once the clip is open, so a full card seals it as the firmware's own clip
+        self._guard(lambda r: r.push_snapshot(snapshot), action.at_ns)
 
     def _stop_clip(self, now: int, *, immediate: bool) -> None:
         if self.recorder is None:
@@ -302,6 +341,8 @@ class Firmware:
         try:
             recorder.stop(end_monotonic_ns=now)
         except ClipWriteError as exc:
+            if recorder.writer.sealed is not None:  # sealed over what was durable before the fault
+                self.sealed.append(recorder.clip_id)
             self._writer_failed(exc, now)
             return
         self.sealed.append(recorder.clip_id)
@@ -339,8 +380,8 @@ class Firmware:
             return
         try:
             self.audit.append(event, dict(detail))
-        except OSError as exc:  # the audit log reports its own write failures; never crash
-            log.error("audit append failed", event=event, error=str(exc))
+        except AuditWriteError as exc:  # the audit log reports its own write failures; never crash
+            log.error("audit append failed", audit_event=event, error=str(exc))
 
     # -- status ---------------------------------------------------------------------------------
 
@@ -358,6 +399,7 @@ class Firmware:
             "ring_bytes": self.ring.bytes,
             "ignored": {f"{s}/{k}": n for (s, k), n in c.ignored.items()},
             "feedback": self.feedback.shown[-10:],
+            "triggers": self.ble.engine.stats() if self.ble is not None else None,
         }
 
 

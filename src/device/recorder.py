@@ -43,7 +43,8 @@ class StartRequest:
 
 
 class Recorder:
-    """Feeds one clip; :meth:`start` opens it from a ring snapshot, :meth:`stop` seals it."""
+    """Feeds one clip: :meth:`start` opens it for a ring snapshot, :meth:`push_snapshot` writes
+    that snapshot, live packets follow, and :meth:`stop` seals it."""
 
     def __init__(self, writer: ClipWriter, segmenter: Segmenter, *, pre_event_ns: int) -> None:
         self.writer = writer
@@ -78,14 +79,16 @@ class Recorder:
             storage, clips_root, config=config, device_key=keys.identity,
             agency_public=keys.agency, clock=clock, start=start,
         )  # fmt: skip
-        recorder = cls(writer, Segmenter(info, audio), pre_event_ns=pre_event_ns)
-        for segment in recorder._segmenter.push_snapshot(snapshot):
-            recorder._write(segment)
-        return recorder
+        return cls(writer, Segmenter(info, audio), pre_event_ns=pre_event_ns)
 
     @property
     def clip_id(self) -> str:
         return self.writer.clip_id
+
+    def push_snapshot(self, snapshot: RingSnapshot) -> None:
+        """Write the pre-event footage the clip was started for, before any live packet."""
+        for segment in self._segmenter.push_snapshot(snapshot):
+            self._write(segment)
 
     def push_video(self, packet: VideoPacket) -> None:
         segment = self._segmenter.push_video(packet)

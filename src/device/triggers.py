@@ -16,6 +16,8 @@ no storage:
     rssi            weaker than the source's threshold: too far away to concern this officer
     duplicate       the counter last accepted: the same event re-advertised (BLE repeats them)
     replay          a counter below the last accepted, rollback included
+    same_incident   a peer camera's beacon for an incident this camera already records or
+                    started: what keeps peer activation from looping
     debounced       a new event within ``debounce_s`` of the source's last accepted one
 
 An authenticated, fresh event moves the source's counter forward durably (debounced ones too, so
@@ -42,7 +44,7 @@ from bleak.backends.scanner import AdvertisementData
 from custody import trigger
 from custody.canonical import canonical_bytes, parse_json
 from custody.errors import CustodyError, TriggerError
-from custody.trigger import TriggerEvent
+from custody.trigger import EventType, TriggerEvent
 from custody.trigger_registry import TriggerRegistry, TriggerSource
 from device.clip_writer import ensure_durable_folder, parent_of
 from device.errors import FirmwareError
@@ -57,6 +59,8 @@ COUNTERS_PATH = "triggers/counters.json"
 COUNTERS_FORMAT = "bwc-trigger-counters"
 ACCEPTED: Final = "accepted"
 NOT_OURS: Final = "not_ours"
+#: incidents remembered for the loop check: far more than one shift has
+MAX_INCIDENTS: Final = 4096
 _LOG_EVERY_NS = 1_000_000_000
 
 
@@ -180,6 +184,7 @@ class TriggerEngine:
         self._sink = sink
         self._lock = threading.Lock()
         self._last_accepted_ns: dict[int, int] = {}
+        self._incidents: dict[int, None] = {}  # joined incidents, oldest first (bounded)
         self._last_log_ns: dict[str, int] = {}
         self._unlogged: Counter[str] = Counter()
         self.accepted = 0
@@ -201,7 +206,7 @@ class TriggerEngine:
         now = self._clock.monotonic_ns()
         with self._lock:
             decision = self._decide(device, adv, now)
-            fresh = decision.reason in (ACCEPTED, "debounced")
+            fresh = decision.reason in (ACCEPTED, "debounced", "same_incident")
             if fresh:
                 assert decision.event is not None
                 self._counters.advance(decision.event.source_id, decision.event.counter)
@@ -214,6 +219,15 @@ class TriggerEngine:
         if fresh:
             self._persist()
         return decision
+
+    def join_incident(self, incident: int) -> None:
+        """This camera records ``incident`` (it started it, or a peer's beacon did): peer beacons
+        for it are no longer triggers, so two cameras never restart each other in a loop."""
+        with self._lock:
+            self._incidents.pop(incident, None)
+            self._incidents[incident] = None
+            while len(self._incidents) > MAX_INCIDENTS:
+                del self._incidents[next(iter(self._incidents))]
 
     def stats(self) -> dict[str, int | dict[str, int]]:
         with self._lock:
@@ -261,6 +275,8 @@ class TriggerEngine:
             reason = "duplicate"
         elif last is not None and event.counter < last:
             reason = "replay"
+        elif event.event_type is EventType.PEER_RECORDING and event.incident in self._incidents:
+            reason = "same_incident"
         else:
             previous = self._last_accepted_ns.get(source.source_id)
             if previous is not None and now - previous < self._debounce_ns:
