@@ -82,8 +82,8 @@ class BleLink:
 
     def clip_started(self, trigger_input: TriggerInput | None) -> None:
         """A clip started for ``trigger_input`` (None: the officer's button)."""
-        if self._registry.self_source_id is None:
-            return  # not enrolled as a peer: the camera still hears triggers, never announces
+        if self._registry.self_source_id is None or self._beacon_s <= 0:
+            return  # not enrolled as a peer (or told not to announce): it still hears triggers
         incident, hop = secrets.randbelow(1 << 24), 0
         if trigger_input is not None and trigger_input.kind == "peer":
             incident = int(trigger_input.detail["incident"], 16)

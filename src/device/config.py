@@ -37,3 +37,7 @@ class DeviceConfig(BaseModel):
     firmware_version: str = "0.1.0"
     #: the camera's key files: device.key.pem (its identity) and agency.pub.pem (recording key)
     keys_dir: Path = Path("var/bwc/keys")
+    #: seconds the camera announces a recording to peer cameras; 0 never announces
+    peer_beacon_s: float = Field(default=30.0, ge=0, le=600)
+    #: one accepted trigger per source within this time; bursts are counted, not acted on
+    trigger_debounce_s: float = Field(default=2.0, ge=0, le=60)

@@ -4,7 +4,10 @@ A Unix-domain socket speaking JSON Lines: one request object per line, one reply
 Requests: ``{"cmd": "status"}``, ``{"cmd": "press", "button": "record", "gesture": "double"}``
 (gesture ``single``, ``double`` or ``hold``; button ``record``, ``function`` or ``both``),
 ``{"cmd": "trigger", "kind": "holster", "source_id": "HOLSTER-7"}``, ``{"cmd": "dock"}``,
-``{"cmd": "undock"}``, ``{"cmd": "battery", "percent": 2}`` and ``{"cmd": "shutdown"}``.
+``{"cmd": "undock"}``, ``{"cmd": "battery", "percent": 2}``, ``{"cmd": "shutdown"}``,
+``{"cmd": "triggers"}`` (the trigger engine's counts and latest decisions) and, in sim,
+``{"cmd": "advert", "company_id": 65535, "payload": "<hex>", "rssi": -60}``, which plays an
+advertisement into the camera's simulated air as if a sensor nearby had sent it.
 Replies are ``{"ok": true, ...}`` or ``{"ok": false, "error": "what was wrong"}``.
 
 Button presses drive the sim I/O's pins, so they travel the same path as a real press: gpiozero
@@ -14,6 +17,8 @@ edge, gesture detector, controller. Only the sim rig has pins to drive and a bat
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import socketserver
 import threading
 from dataclasses import dataclass
@@ -22,9 +27,11 @@ from typing import Any
 
 from device.events import DockInput, PowerInput, TriggerInput
 from device.firmware import Firmware
+from hw.ports.ble import Advertisement
 from hw.ports.clock import Clock
 from hw.ports.io import Button
 from hw.sim.battery import SimBattery
+from hw.sim.ble import SimRadio
 from hw.sim.io import SimOfficerIo
 
 MAX_REQUEST_BYTES = 4096
@@ -43,6 +50,7 @@ class SimControls:
     io: SimOfficerIo
     battery: SimBattery
     clock: Clock
+    radio: SimRadio | None = None
 
 
 class ControlServer:
@@ -85,10 +93,14 @@ class ControlServer:
                 self._set_battery(request.get("percent"))
             case "shutdown":
                 self._firmware.submit(PowerInput(on=False, at_ns=now))
+            case "triggers":
+                return self._triggers()
+            case "advert":
+                return {"delivered": self._advert(request)}
             case _:
                 raise ControlError(
                     f"unknown command {cmd!r}: use status, press, trigger, dock, undock, "
-                    "battery or shutdown"
+                    "battery, shutdown, triggers or advert"
                 )
         return {}
 
@@ -114,6 +126,29 @@ class ControlServer:
                 io.release(b)
             if n + 1 < presses:
                 clock.sleep(GAP_S)
+
+    def _triggers(self) -> dict[str, Any]:
+        link = self._firmware.ble
+        if link is None:
+            raise ControlError("this camera has no BLE link: it hears no triggers")
+        return {
+            "stats": link.engine.stats(),
+            "recent": [d.to_json() for d in list(link.engine.recent)],
+        }
+
+    def _advert(self, request: dict[str, Any]) -> int:
+        radio = self._require_sim().radio
+        if radio is None:
+            raise ControlError("this camera's radio is not simulated: use a BLE adapter")
+        company, data, rssi = request.get("company_id"), request.get("payload"), request.get("rssi")
+        if not isinstance(company, int) or not isinstance(data, str) or not isinstance(rssi, int):
+            raise ControlError("advert needs integer 'company_id' and 'rssi' and hex 'payload'")
+        try:
+            payload = bytes.fromhex(data)
+        except ValueError as exc:
+            raise ControlError(f"advert 'payload' is not hex: {exc}") from exc
+        address = ":".join(f"{b:02X}" for b in [0xC0 | secrets.randbelow(64), *os.urandom(5)])
+        return radio.inject(Advertisement({company: payload}), address, rssi)
 
     def _set_battery(self, percent: object) -> None:
         if not isinstance(percent, int | float) or not 0 <= percent <= 100:

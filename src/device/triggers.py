@@ -32,7 +32,7 @@ never delays the start of a recording.
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -61,6 +61,8 @@ ACCEPTED: Final = "accepted"
 NOT_OURS: Final = "not_ours"
 #: incidents remembered for the loop check: far more than one shift has
 MAX_INCIDENTS: Final = 4096
+#: decisions kept for status
+RECENT: Final = 64
 _LOG_EVERY_NS = 1_000_000_000
 
 
@@ -157,6 +159,18 @@ class Decision:
     def accepted(self) -> bool:
         return self.reason == ACCEPTED
 
+    def to_json(self) -> dict[str, str | int | None]:
+        event = self.event
+        return {
+            "address": self.address,
+            "rssi": self.rssi,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "source": self.source.name if self.source is not None else None,
+            "event": event.event_type.name.lower() if event is not None else None,
+            "counter": event.counter if event is not None else None,
+        }
+
     @property
     def outcome(self) -> str:
         """ "accepted", "ignored" (other devices' traffic) or "rejected"."""
@@ -191,6 +205,8 @@ class TriggerEngine:
         self.ignored = 0
         self.rejected: Counter[str] = Counter()
         self.counter_write_errors = 0
+        #: the latest decisions, newest last, for status and ``bwc trigger scan``
+        self.recent: deque[Decision] = deque(maxlen=RECENT)
 
     def decide(self, device: BLEDevice, adv: AdvertisementData) -> Decision:
         """What :meth:`handle` would decide now, without counting or consuming it (trigger scan)."""
@@ -211,6 +227,8 @@ class TriggerEngine:
                 assert decision.event is not None
                 self._counters.advance(decision.event.source_id, decision.event.counter)
             log_now, suppressed = self._count(decision, now)
+            if decision.reason not in (NOT_OURS, "self"):
+                self.recent.append(decision)
         if decision.accepted:
             self._deliver(decision, now)
         elif log_now:

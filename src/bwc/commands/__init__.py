@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bwc.commands import demo, device, hw, keys, pending, verify
+from bwc.commands import demo, device, hw, keys, pending, trigger, verify
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -15,5 +15,6 @@ COMMANDS: list[Register] = [
     device.register,
     keys.register,
     verify.register,
+    trigger.register,
     pending.register,
 ]

@@ -7,7 +7,9 @@ loads the camera's keys, boots the firmware and serves its control socket.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import signal
 import sys
 import threading
@@ -23,6 +25,7 @@ from bwc.commands.options import add_config_option
 from bwc.config import Config, load_config
 from bwc.errors import CliError
 from custody.keys import Role, load_agency_public_key, load_signing_key, write_key_pair
+from custody.trigger_registry import TriggerRegistry, TriggerSource
 from device.config import DeviceConfig
 from device.recorder import DeviceKeys
 from hw.config import HwConfig
@@ -30,9 +33,11 @@ from hw.config import HwConfig
 if TYPE_CHECKING:
     from device.firmware import DevicePorts, Firmware
     from hw.sim.battery import SimBattery
+    from hw.sim.ble import SimRadio
     from hw.sim.io import SimOfficerIo
 
 DEFAULT_CONTROL = Path("var/bwc/control.sock")
+REGISTRY_NAME = "triggers.json"
 SIM_PORTS = ("camera", "microphone", "ble_scanner", "ble_advertiser", "usb", "io", "battery",
              "clock", "gnss", "storage")  # fmt: skip
 
@@ -83,6 +88,7 @@ def run_device(args: argparse.Namespace) -> int:
     from device.firmware import Firmware
 
     firmware = Firmware(config.device, rig.ports, keys)
+    attach_radio(firmware, config, rig, create=args.sim, console=console)
     report = firmware.boot()
     if report.recovered or report.dropped or report.unrecovered:
         console.print(
@@ -92,7 +98,7 @@ def run_device(args: argparse.Namespace) -> int:
     args.control.parent.mkdir(parents=True, exist_ok=True)
     sim = None
     if rig.sim_io is not None and rig.sim_battery is not None:
-        sim = SimControls(rig.sim_io, rig.sim_battery, rig.ports.clock)
+        sim = SimControls(rig.sim_io, rig.sim_battery, rig.ports.clock, rig.radio)
     control = ControlServer(firmware, args.control, sim)
     control.start()
     console.print(f"camera {config.device.serial} running; control socket {args.control}")
@@ -156,6 +162,7 @@ class Rig:
     """The opened ports, and the sim parts the control socket may drive (None on hardware)."""
 
     ports: DevicePorts
+    radio: SimRadio
     sim_io: SimOfficerIo | None = None
     sim_battery: SimBattery | None = None
 
@@ -170,6 +177,7 @@ def open_rig(hw: HwConfig) -> Rig:
     from hw.ports.microphone import open_microphone
     from hw.ports.storage import open_storage
     from hw.sim.battery import SimBattery
+    from hw.sim.ble import SimRadio
     from hw.sim.io import SimOfficerIo
 
     clock = open_clock(hw.clock)
@@ -183,9 +191,55 @@ def open_rig(hw: HwConfig) -> Rig:
     )  # fmt: skip
     return Rig(
         ports,
+        SimRadio(hw.sim_radio),
         sim_io=io if isinstance(io, SimOfficerIo) else None,
         sim_battery=battery if isinstance(battery, SimBattery) else None,
     )
+
+
+def attach_radio(
+    firmware: Firmware, config: Config, rig: Rig, *, create: bool, console: Console
+) -> None:
+    """Give the firmware its trigger engine and peer beacon, if a trigger registry exists."""
+    from device.ble_link import BleLink
+    from device.triggers import CounterStore, TriggerEngine
+    from hw.ports.ble import open_ble_advertiser, open_ble_scanner
+
+    path = config.device.keys_dir / REGISTRY_NAME
+    if not path.exists() and create:
+        development_registry(config.device.serial).save(path)
+        console.print(f"made a development trigger registry in {path} (simulated camera)")
+    if not path.exists():
+        console.print(f"no trigger registry at {path}: this camera hears no triggers until a "
+                      "dock provisions one")  # fmt: skip
+        return
+    registry = TriggerRegistry.load(path)
+    counters = CounterStore(rig.ports.storage)
+    engine = TriggerEngine(
+        registry, counters, rig.ports.clock,
+        debounce_s=config.device.trigger_debounce_s, sink=firmware.submit,
+    )  # fmt: skip
+    scanner = open_ble_scanner(config.hw.ble_scanner, rig.radio)
+    advertiser = open_ble_advertiser(config.hw.ble_advertiser, rig.radio)
+    firmware.attach_ble(
+        BleLink(scanner, advertiser, engine, registry, counters,
+                beacon_s=config.device.peer_beacon_s)
+    )  # fmt: skip
+
+
+def development_registry(serial: str) -> TriggerRegistry:
+    """A registry for a simulated camera: itself as a peer, and one sensor of each kind.
+
+    Source ids derive from the names, so every simulated camera of one machine agrees on them.
+    """
+
+    def source(name: str, kind: str, rssi_min_dbm: int) -> TriggerSource:
+        source_id = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+        return TriggerSource(source_id, name, kind, os.urandom(32), rssi_min_dbm)
+
+    me = source(serial, "peer", -90)
+    sensors = [source(f"{kind}-1", kind, -80) for kind in ("holster", "lightbar", "siren", "door")]
+    return TriggerRegistry(os.urandom(32), [me, *sensors], self_source_id=me.source_id)
 
 
 # -- send ---------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import sys
 PENDING: dict[str, tuple[tuple[str, ...], str]] = {
     "dock": (("run", "status", "assign", "retry"), "run and inspect the dock sync agent"),
     "evidence": (("serve",), "serve the reference evidence store"),
-    "trigger": (("send",), "emulate a BLE trigger source for QA"),
 }
 
 
