@@ -3,7 +3,7 @@
 Encodes the benchmark video once, runs each benchmark in :data:`BENCHMARKS` on it, writes
 ``{"machine": {...}, "figures": [...]}`` (plus the mode, date and scenario) to ``--out`` and
 prints the table. A new benchmark is one more :class:`Benchmark` line here and a function that
-returns a :class:`~bench.figures.Figure`. docs/bench.md explains each figure.
+returns its :class:`~bench.figures.Figure` objects. docs/bench.md explains each figure.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from bench.device import BenchError, recording_cpu, ring_memory
 from bench.figures import Figure, render_table, results_json, write_results
 from bench.machine import describe_machine
 from bench.stream import EncodedStream, Scenario, encode_stream
+from bench.triggers import trigger_latency
 from bwc.logs import configure_logging
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
@@ -50,12 +51,16 @@ class RunContext:
 @dataclass(frozen=True)
 class Benchmark:
     title: str  #: shown while it runs
-    run: Callable[[RunContext], Figure]
+    run: Callable[[RunContext], Sequence[Figure]]  #: one figure or several from one measurement
 
 
 BENCHMARKS: tuple[Benchmark, ...] = (
-    Benchmark("pre-event ring memory", lambda c: ring_memory(c.stream, c.scenario)),
-    Benchmark("recording path CPU", lambda c: recording_cpu(c.stream, c.scenario, c.work / "rec")),
+    Benchmark("pre-event ring memory", lambda c: [ring_memory(c.stream, c.scenario)]),
+    Benchmark(
+        "recording path CPU", lambda c: [recording_cpu(c.stream, c.scenario, c.work / "rec")]
+    ),
+    # 1,000 triggers in full mode, 200 quick, 20 smoke (bench.triggers.TRIGGERS)
+    Benchmark("trigger latency", lambda c: trigger_latency(c.scenario, c.work / "triggers")),
 )
 
 
@@ -89,7 +94,7 @@ def run(scenario: Scenario, work: Path, console: Console) -> tuple[dict[str, obj
     figures: list[Figure] = []
     for benchmark in BENCHMARKS:
         with console.status(f"measuring {benchmark.title}"):
-            figures.append(benchmark.run(context))
+            figures.extend(benchmark.run(context))
     return machine, figures
 
 

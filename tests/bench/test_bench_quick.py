@@ -112,6 +112,27 @@ def test_without_ffmpeg_the_peer_is_empty_and_says_why(results: dict[str, Any]) 
     assert "ffmpeg is not installed" in cpu["note"]
 
 
+@pytest.mark.parametrize("q", [50, 99])
+def test_trigger_latency_is_reported_against_the_double_press(
+    results: dict[str, Any], q: int
+) -> None:
+    latency = figure(results, f"trigger latency p{q}: BLE holster draw to recording")
+    assert latency["unit"] == "ms"
+    assert latency["better"] == "lower"
+    assert latency["value"] > 0
+    assert latency["peer"] == f"officer's double press, same start (p{q})"
+    assert is_number(latency["peer_value"]) and latency["peer_value"] > 0
+
+
+def test_trigger_latency_says_how_many_triggers_and_whether_the_target_is_met(
+    results: dict[str, Any],
+) -> None:
+    p99 = figure(results, "trigger latency p99")
+    assert p99["note"].startswith("20 holster draws and 20 double presses")  # smoke: 20 of each
+    verdict = "met" if p99["value"] < 50 else "NOT met"
+    assert f"target p99 under 50 ms: {verdict};" in p99["note"]
+
+
 def test_the_table_is_printed(smoke_run: tuple[dict[str, Any], str]) -> None:
     results, printed = smoke_run
     for fig in results["figures"]:
