@@ -98,7 +98,7 @@ def test_commented_example_config_is_valid() -> None:
     assert len(config.hw.usb.cameras) == 2
 
 
-@pytest.mark.parametrize("command", ["dock", "evidence"])
+@pytest.mark.parametrize("command", ["dock"])
 def test_commands_not_built_yet_say_so_and_exit_2(bwc: Callable[..., Run], command: str) -> None:
     run = bwc(command)
     assert run.code == 2

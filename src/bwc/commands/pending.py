@@ -8,7 +8,6 @@ import sys
 #: command -> (subcommands, what it will do)
 PENDING: dict[str, tuple[tuple[str, ...], str]] = {
     "dock": (("run", "status", "assign", "retry"), "run and inspect the dock sync agent"),
-    "evidence": (("serve",), "serve the reference evidence store"),
 }
 
 

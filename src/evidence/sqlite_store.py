@@ -1,0 +1,204 @@
+"""``SqliteMetadataStore``: the embedded metadata backend, one SQLite file in WAL mode.
+
+One connection shared by the API's worker threads, serialised by a lock: SQLite writes one at a
+time anyway, and every method is a short transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from evidence.errors import Conflict, StoreSetupError
+from evidence.storage import Evidence, ExpectedSegment, Upload
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS uploads (
+    id TEXT PRIMARY KEY, manifest_sha256 TEXT NOT NULL, clip_id TEXT NOT NULL,
+    device_id TEXT NOT NULL, segment_count INTEGER NOT NULL, created_by TEXT NOT NULL,
+    created_at_ns INTEGER NOT NULL, evidence_id TEXT
+);
+CREATE INDEX IF NOT EXISTS uploads_by_manifest ON uploads (manifest_sha256);
+CREATE TABLE IF NOT EXISTS upload_segments (
+    upload_id TEXT NOT NULL REFERENCES uploads (id), idx INTEGER NOT NULL,
+    size INTEGER NOT NULL, cipher_sha256 TEXT NOT NULL, acknowledged INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (upload_id, idx)
+);
+CREATE TABLE IF NOT EXISTS evidence (
+    id TEXT PRIMARY KEY, manifest_sha256 TEXT NOT NULL UNIQUE, clip_id TEXT NOT NULL,
+    device_id TEXT NOT NULL, officer_id TEXT NOT NULL, segment_count INTEGER NOT NULL,
+    byte_count INTEGER NOT NULL, stored_at_ns INTEGER NOT NULL, receipt BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, line BLOB NOT NULL);
+"""
+
+_UPLOAD_COLUMNS = (
+    "id, manifest_sha256, clip_id, device_id, segment_count, created_by, created_at_ns, evidence_id"
+)
+_EVIDENCE_COLUMNS = (
+    "id, manifest_sha256, clip_id, device_id, officer_id, segment_count, byte_count, stored_at_ns"
+)
+
+
+class SqliteMetadataStore:
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a receipt promises the data is durable
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreSetupError(
+                f"cannot open the metadata database {path}: {exc}; check the data folder"
+            ) from exc
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        with self._lock:
+            row: tuple[Any, ...] | None = self._db.execute(sql, params).fetchone()
+            return row
+
+    def _all(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return list(self._db.execute(sql, params).fetchall())
+
+    def add_upload(self, upload: Upload, segments: Sequence[ExpectedSegment]) -> None:
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    upload.id, upload.manifest_sha256, upload.clip_id, upload.device_id,
+                    upload.segment_count, upload.created_by, upload.created_at_ns,
+                    upload.evidence_id,
+                ),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT INTO upload_segments (upload_id, idx, size, cipher_sha256) "
+                "VALUES (?, ?, ?, ?)",
+                [(upload.id, s.index, s.size, s.cipher_sha256) for s in segments],
+            )
+
+    def upload(self, upload_id: str) -> Upload | None:
+        row = self._one(f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE id = ?", upload_id)
+        return None if row is None else Upload(*row)
+
+    def upload_for_manifest(self, manifest_sha256: str) -> Upload | None:
+        row = self._one(
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE manifest_sha256 = ? "
+            "ORDER BY created_at_ns LIMIT 1",
+            manifest_sha256,
+        )
+        return None if row is None else Upload(*row)
+
+    def expected_segments(self, upload_id: str) -> list[ExpectedSegment]:
+        rows = self._all(
+            "SELECT idx, size, cipher_sha256 FROM upload_segments WHERE upload_id = ? ORDER BY idx",
+            upload_id,
+        )
+        return [ExpectedSegment(*row) for row in rows]
+
+    def expected_segment(self, upload_id: str, index: int) -> ExpectedSegment | None:
+        row = self._one(
+            "SELECT idx, size, cipher_sha256 FROM upload_segments WHERE upload_id = ? AND idx = ?",
+            upload_id,
+            index,
+        )
+        return None if row is None else ExpectedSegment(*row)
+
+    def is_acknowledged(self, upload_id: str, index: int) -> bool:
+        row = self._one(
+            "SELECT acknowledged FROM upload_segments WHERE upload_id = ? AND idx = ?",
+            upload_id,
+            index,
+        )
+        return row is not None and bool(row[0])
+
+    def acknowledge(self, upload_id: str, index: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE upload_segments SET acknowledged = 1 WHERE upload_id = ? AND idx = ?",
+                (upload_id, index),
+            )
+
+    def acknowledged(self, upload_id: str) -> list[int]:
+        rows = self._all(
+            "SELECT idx FROM upload_segments WHERE upload_id = ? AND acknowledged = 1 ORDER BY idx",
+            upload_id,
+        )
+        return [row[0] for row in rows]
+
+    def add_evidence(self, evidence: Evidence, receipt: bytes, upload_id: str) -> None:
+        e = evidence
+        try:
+            self._insert_evidence(e, receipt, upload_id)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(
+                f"evidence for manifest {e.manifest_sha256} is already stored: "
+                "fetch its receipt instead of storing it again"
+            ) from exc
+
+    def _insert_evidence(self, e: Evidence, receipt: bytes, upload_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                f"INSERT INTO evidence ({_EVIDENCE_COLUMNS}, receipt) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    e.id, e.manifest_sha256, e.clip_id, e.device_id, e.officer_id,
+                    e.segment_count, e.byte_count, e.stored_at_ns, receipt,
+                ),
+            )  # fmt: skip
+            db.execute("UPDATE uploads SET evidence_id = ? WHERE id = ?", (e.id, upload_id))
+
+    def finish_upload(self, upload_id: str, evidence_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE uploads SET evidence_id = ? WHERE id = ?", (evidence_id, upload_id))
+
+    def evidence(self, evidence_id: str) -> Evidence | None:
+        row = self._one(f"SELECT {_EVIDENCE_COLUMNS} FROM evidence WHERE id = ?", evidence_id)
+        return None if row is None else Evidence(*row)
+
+    def evidence_for_manifest(self, manifest_sha256: str) -> Evidence | None:
+        row = self._one(
+            f"SELECT {_EVIDENCE_COLUMNS} FROM evidence WHERE manifest_sha256 = ?", manifest_sha256
+        )
+        return None if row is None else Evidence(*row)
+
+    def list_evidence(self, *, limit: int, offset: int) -> list[Evidence]:
+        rows = self._all(
+            f"SELECT {_EVIDENCE_COLUMNS} FROM evidence ORDER BY stored_at_ns, id LIMIT ? OFFSET ?",
+            limit,
+            offset,
+        )
+        return [Evidence(*row) for row in rows]
+
+    def receipt(self, evidence_id: str) -> bytes | None:
+        row = self._one("SELECT receipt FROM evidence WHERE id = ?", evidence_id)
+        return None if row is None else bytes(row[0])
+
+    def append_audit(self, line: bytes) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO audit (line) VALUES (?)", (line,))
+
+    def audit_log(self) -> bytes:
+        return b"".join(bytes(row[0]) for row in self._all("SELECT line FROM audit ORDER BY seq"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

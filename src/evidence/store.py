@@ -1,0 +1,71 @@
+"""Opening the embedded store from its configuration: SQLite, a blob folder, keys and tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from custody.errors import KeyFileError
+from custody.keys import Role as KeyRole
+from custody.keys import load_signing_key, write_key_pair
+from evidence.audit_log import StoreAudit
+from evidence.config import EvidenceConfig
+from evidence.enrolment import DeviceRegistry
+from evidence.errors import StoreSetupError
+from evidence.folder_blobs import FolderBlobStore
+from evidence.ingest import IngestService
+from evidence.sqlite_store import SqliteMetadataStore
+from evidence.tokens import TokenTable, write_dev_tokens
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What a first run created, so the command can say where."""
+
+    created: list[tuple[str, Path]] = field(default_factory=list)
+
+
+def bootstrap(cfg: EvidenceConfig) -> Bootstrap:
+    """Create what a fresh data folder lacks: the receipt key, a dev token file, devices/."""
+    done = Bootstrap()
+    try:
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        key = cfg.receipt_key_path
+        if not key.exists():
+            stem = key.name.removesuffix(".key.pem")
+            if key.name != f"{stem}.key.pem":
+                raise StoreSetupError(f"receipt key {key} does not exist: create it first")
+            files = write_key_pair(key.parent, KeyRole.STORE, stem)
+            done.created.append(("receipt signing key", files.private))
+            done.created.append(("receipt public key (provision it to cameras)", files.public))
+        if not cfg.tokens_path.exists():
+            write_dev_tokens(cfg.tokens_path)
+            done.created.append(("development token file", cfg.tokens_path))
+        if not cfg.devices_path.exists():
+            cfg.devices_path.mkdir(parents=True)
+            done.created.append(("enrolled device keys folder", cfg.devices_path))
+    except OSError as exc:
+        raise StoreSetupError(f"cannot set up the data folder {cfg.data_dir}: {exc}") from exc
+    except KeyFileError as exc:
+        raise StoreSetupError(str(exc)) from exc
+    return done
+
+
+def open_service(cfg: EvidenceConfig) -> IngestService:
+    """The ingest service over the embedded backends (SQLite in WAL mode and a folder)."""
+    try:
+        key = load_signing_key(cfg.receipt_key_path)
+    except KeyFileError as exc:
+        raise StoreSetupError(f"receipt key: {exc}") from exc
+    metadata = SqliteMetadataStore(cfg.database_path)
+    return IngestService(
+        metadata,
+        FolderBlobStore(cfg.blobs_path),
+        DeviceRegistry(cfg.devices_path),
+        key,
+        StoreAudit(metadata, key),
+    )
+
+
+def load_tokens(cfg: EvidenceConfig) -> TokenTable:
+    return TokenTable.load(cfg.tokens_path)

@@ -1,0 +1,146 @@
+"""Fixtures for the evidence store: keys, a bootstrapped data folder, clips, a live server."""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from custody.clip import SealedClip, seal_clip
+from custody.keys import load_signing_key, public_pem, write_atomic
+from custody.manifest import ClipInfo
+from evidence.api import create_app
+from evidence.config import EvidenceConfig
+from evidence.ingest import IngestService
+from evidence.store import bootstrap, load_tokens, open_service
+
+DEVICE_ID = "cam-0042"
+FRAMES_PER_SEGMENT = 5
+MAX_BODY_BYTES = 256 * 1024
+
+
+def clip_info(device_id: str = DEVICE_ID) -> ClipInfo:
+    return ClipInfo(device_id, "BWC1-000042", "officer-1187", "0.1.0", 1_700_000_000 * 10**9, 0)
+
+
+def seal(
+    device_key: Ed25519PrivateKey,
+    agency_key: X25519PrivateKey,
+    plaintexts: list[bytes] | None = None,
+    device_id: str = DEVICE_ID,
+) -> SealedClip:
+    return seal_clip(
+        plaintexts if plaintexts is not None else [b"segment %d" % i * 50 for i in range(3)],
+        device_key=device_key,
+        agency_public=agency_key.public_key(),
+        info=clip_info(device_id),
+    )
+
+
+def fmp4_segment(first_frame: int) -> bytes:
+    """One GOP of H.264 as a self-contained fragmented MP4, as the camera writes each segment."""
+    buffer = io.BytesIO()
+    flags = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+    with av.open(buffer, "w", format="mp4", options=flags) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"g": str(FRAMES_PER_SEGMENT)}
+        for n in range(FRAMES_PER_SEGMENT):
+            shade = (first_frame + n) * 15 % 256
+            frame = av.VideoFrame.from_ndarray(
+                np.full((48, 64, 3), shade, dtype=np.uint8), format="rgb24"
+            )
+            frame.pts = n
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def device_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def agency_key() -> X25519PrivateKey:
+    return X25519PrivateKey.generate()
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, device_key: Ed25519PrivateKey) -> EvidenceConfig:
+    """A bootstrapped data folder with ``DEVICE_ID`` enrolled."""
+    config = EvidenceConfig(data_dir=tmp_path / "store", max_body_bytes=MAX_BODY_BYTES)
+    bootstrap(config)
+    write_atomic(config.devices_path / f"{DEVICE_ID}.pub.pem", public_pem(device_key), mode=0o644)
+    return config
+
+
+@pytest.fixture
+def service(cfg: EvidenceConfig) -> Iterator[IngestService]:
+    opened = open_service(cfg)
+    yield opened
+    opened.metadata.close()
+
+
+@pytest.fixture
+def store_public(cfg: EvidenceConfig) -> Ed25519PublicKey:
+    return load_signing_key(cfg.receipt_key_path).public_key()
+
+
+@pytest.fixture
+def clip(device_key: Ed25519PrivateKey, agency_key: X25519PrivateKey) -> SealedClip:
+    return seal(device_key, agency_key)
+
+
+@dataclass(frozen=True)
+class Live:
+    url: str
+    service: IngestService
+    dock: dict[str, str]  # request headers with the dock's bearer token
+    records: dict[str, str]  # and with the records token
+
+
+def _token_headers(cfg: EvidenceConfig, role: str) -> dict[str, str]:
+    entries = json.loads(cfg.tokens_path.read_text())["tokens"]
+    token = next(e["token"] for e in entries if e["role"] == role)
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def live(cfg: EvidenceConfig, service: IngestService) -> Iterator[Live]:
+    """The API served by uvicorn on a loopback port, in a thread."""
+    app = create_app(service, load_tokens(cfg), max_body_bytes=cfg.max_body_bytes)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start within 10 s")
+        time.sleep(0.01)  # polling with a deadline: uvicorn offers no start event
+    try:
+        yield Live(
+            f"http://127.0.0.1:{port}",
+            service,
+            _token_headers(cfg, "dock"),
+            _token_headers(cfg, "records"),
+        )
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
