@@ -359,21 +359,27 @@ class ClipWriter:
         ) from cause
 
     def _seal_after_fault(self, end: tuple[int, int] | None) -> str:
-        try:
-            self._drop_in_flight()
-            manifest = join(self._folder, MANIFEST_NAME)
-            if self._storage.size(manifest) != self._good_size:
-                # A failed append may have left a torn or unsynced line. Retrying fsync after an
-                # EIO is not trustworthy, so rewrite the known-durable prefix under a new name.
-                kept = self._storage.read_bytes(manifest)[: self._good_size]
-                write_durable(self._storage, manifest, kept)
-            mono, wall = end if end is not None else self._times(None, None)
-            seal = self._manifest.seal(self._device_key, end_wall_ns=wall, end_monotonic_ns=mono)
-        except OSError:
-            self._finish(None)
-            return "left unsealed for recovery at the next boot"
-        self._finish(seal)
-        return "sealed"
+        # Twice: if the seal's own append fails, the second pass rewrites the durable prefix and
+        # seals that, so one failed fsync never leaves a seal line the writer cannot vouch for.
+        for _ in range(2):
+            try:
+                self._drop_in_flight()
+                manifest = join(self._folder, MANIFEST_NAME)
+                if self._storage.size(manifest) != self._good_size:
+                    # A failed append may have left a torn or unsynced line. Retrying fsync after
+                    # an EIO is not trustworthy: rewrite the durable prefix under a new name.
+                    kept = self._storage.read_bytes(manifest)[: self._good_size]
+                    write_durable(self._storage, manifest, kept)
+                mono, wall = end if end is not None else self._times(None, None)
+                seal = self._manifest.seal(
+                    self._device_key, end_wall_ns=wall, end_monotonic_ns=mono
+                )
+            except OSError:
+                continue
+            self._finish(seal)
+            return "sealed"
+        self._finish(None)
+        return "left unsealed for recovery at the next boot"
 
     def _drop_in_flight(self) -> None:
         """Remove the segment being written when the fault came; no record names it."""

@@ -149,3 +149,22 @@ def test_a_clip_sealed_by_a_full_card_while_writing_its_pre_event_is_reported(
     [clip_id] = camera.clip_ids()
     assert camera.firmware.sealed == [clip_id]
     assert camera.verify(clip_id).ok
+
+
+def test_a_seal_whose_fsync_fails_on_a_full_card_is_rewritten_and_reported(
+    camera: Camera,
+) -> None:
+    camera.run(3)
+    camera.tap(2)
+    camera.run(1.5)
+    clip_id = open_clip(camera)
+    assert clip_id is not None
+    # the next segment will not fit, and the seal written instead fails its fsync once
+    with camera.storage.open_write("filler.bin") as filler:
+        filler.write(bytes(camera.storage.free_bytes() - RESERVE - 8 * 1024))
+    camera.storage.fail_fsync(errno.EIO, count=1)
+    camera.run(1)
+    assert camera.firmware.controller.fault == "storage"
+    assert camera.firmware.sealed == [clip_id]
+    assert camera.manifest(clip_id).seal is not None
+    assert camera.verify(clip_id).ok

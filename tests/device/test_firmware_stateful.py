@@ -407,7 +407,7 @@ class FirmwareMachine(RuleBasedStateMachine):
 
 
 FirmwareMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=40,
     stateful_step_count=30,
     deadline=None,
     # no explain phase: tracing every line makes a failure take minutes to report
