@@ -51,7 +51,7 @@ test: lint typecheck unit
 # Debian package named like its command; bench-deps installs the missing ones when running as
 # root. A peer still missing is reported as such in the results: `make bench` never fails for it.
 # `make bench BENCH_ARGS=--quick` runs in under a minute.
-BENCH_DEB_PACKAGES := ffmpeg
+BENCH_DEB_PACKAGES := ffmpeg curl
 BENCH_ARGS ?=
 
 .PHONY: bench-deps

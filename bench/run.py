@@ -20,6 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.device import BenchError, recording_cpu, ring_memory
+from bench.evidence import evidence_ingest
 from bench.figures import Figure, render_table, results_json, write_results
 from bench.machine import describe_machine
 from bench.stream import EncodedStream, Scenario, encode_stream
@@ -61,6 +62,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     ),
     # 1,000 triggers in full mode, 200 quick, 20 smoke (bench.triggers.TRIGGERS)
     Benchmark("trigger latency", lambda c: trigger_latency(c.scenario, c.work / "triggers")),
+    # 20 clips x 10 segments of 1 MB in full mode, 6 x 5 quick, 2 x 2 of 64 kB smoke
+    # (bench.evidence.SIZES); 1 API process: 4 come with the scaled backend
+    Benchmark("evidence-store ingest", lambda c: evidence_ingest(c.scenario, c.work / "evidence")),
 )
 
 

@@ -138,3 +138,56 @@ def test_the_table_is_printed(smoke_run: tuple[dict[str, Any], str]) -> None:
     for fig in results["figures"]:
         assert fig["name"] in printed
     assert "wrote" in printed
+
+
+INGEST_PEER = "curl -T of the same files to a plain HTTP sink (/dev/null)"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "unit"),
+    [
+        ("evidence-store ingest: MB/s over loopback HTTP, embedded backend, 1 process", "MB/s"),
+        ("evidence-store ingest: clips per second, embedded backend, 1 process", "clips/s"),
+    ],
+)
+def test_evidence_ingest_is_reported_against_curl_to_a_plain_sink(
+    results: dict[str, Any], prefix: str, unit: str
+) -> None:
+    ingest = figure(results, prefix)
+    assert ingest["unit"] == unit
+    assert ingest["better"] == "higher"
+    assert ingest["value"] > 0
+    assert ingest["peer"] == INGEST_PEER
+    assert ingest["note"].startswith("2 clips x 2 segments of 0.064 MB")  # smoke size
+
+
+def test_evidence_ingest_verifies_every_receipt_from_one_api_process(
+    results: dict[str, Any],
+) -> None:
+    note = figure(results, "evidence-store ingest: MB/s")["note"]
+    assert "every receipt verified" in note
+    assert "1 API process" in note
+
+
+def test_clips_per_second_and_megabytes_per_second_come_from_one_run(
+    results: dict[str, Any],
+) -> None:
+    mbps = figure(results, "evidence-store ingest: MB/s")
+    clips = figure(results, "evidence-store ingest: clips per second")
+    # The same wall time divides both: their ratios to curl are the same number.
+    if mbps["ratio"] is not None:
+        assert clips["ratio"] == pytest.approx(mbps["ratio"], rel=1e-9)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_the_ingest_peer_is_measured_when_curl_is_installed(results: dict[str, Any]) -> None:
+    ingest = figure(results, "evidence-store ingest: MB/s")
+    assert is_number(ingest["peer_value"]) and ingest["peer_value"] > 0
+    assert "bench.sink_server" in ingest["note"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is not None, reason="curl is installed")
+def test_without_curl_the_ingest_peer_is_empty_and_says_why(results: dict[str, Any]) -> None:
+    ingest = figure(results, "evidence-store ingest: MB/s")
+    assert ingest["peer_value"] is None
+    assert "curl is not installed" in ingest["note"]
