@@ -15,19 +15,25 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from evidence.errors import EvidenceError, Forbidden, PayloadTooLarge, Unauthenticated
 from evidence.ingest import IngestService, UploadStatus
-from evidence.storage import Evidence
+from evidence.retention import MAX_REASON, RetentionService, RetentionStatus
+from evidence.storage import Evidence, Hold, Retention, Tombstone
 from evidence.tokens import Principal, Role, TokenTable
 
 ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 UploadId = Annotated[str, Path(pattern=ID_PATTERN, description="upload id (a UUID)")]
 EvidenceId = Annotated[str, Path(pattern=ID_PATTERN, description="evidence id (a UUID)")]
 SegmentIndex = Annotated[int, Path(ge=0, le=2**32 - 1, description="segment index")]
+HoldId = Annotated[str, Path(pattern=ID_PATTERN, description="legal hold id (a UUID)")]
+# A reason must say something: at least one non-blank character, as the service requires.
+Reason = Annotated[
+    str, Field(min_length=1, max_length=MAX_REASON, pattern=r"\S", description="why, for the log")
+]
 
 _RAW = {"requestBody": {"required": True, "content": {"application/octet-stream": {}}}}
 _MANIFEST_BODY = {"requestBody": {"required": True, "content": {"application/x-ndjson": {}}}}
@@ -87,6 +93,83 @@ class EvidenceOut(BaseModel):
         )  # fmt: skip
 
 
+class CategoryIn(BaseModel):
+    category: Annotated[str, Field(min_length=1, max_length=64)]
+    reason: Reason
+
+
+class HoldIn(BaseModel):
+    case_number: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")]
+    reason: Reason
+
+
+class ReleaseIn(BaseModel):
+    reason: Reason
+
+
+class RetentionOut(BaseModel):
+    evidence_id: str
+    category: str
+    expires_at_ns: int | None  # null: kept indefinitely
+    set_by: str
+    set_at_ns: int
+
+    @classmethod
+    def of(cls, r: Retention) -> RetentionOut:
+        return cls.model_validate(r, from_attributes=True)
+
+
+class HoldOut(BaseModel):
+    hold_id: str
+    evidence_id: str
+    case_number: str
+    reason: str
+    placed_by: str
+    placed_at_ns: int
+    active: bool
+    released_by: str | None
+    released_at_ns: int | None
+    release_reason: str | None
+
+    @classmethod
+    def of(cls, h: Hold) -> HoldOut:
+        return cls(
+            hold_id=h.id, evidence_id=h.evidence_id, case_number=h.case_number, reason=h.reason,
+            placed_by=h.placed_by, placed_at_ns=h.placed_at_ns, active=h.active,
+            released_by=h.released_by, released_at_ns=h.released_at_ns,
+            release_reason=h.release_reason,
+        )  # fmt: skip
+
+
+class RetentionStatusOut(BaseModel):
+    evidence_id: str
+    retention: RetentionOut | None
+    held: bool
+    holds: list[HoldOut]
+
+    @classmethod
+    def of(cls, s: RetentionStatus) -> RetentionStatusOut:
+        return cls(
+            evidence_id=s.evidence_id, held=s.held, holds=[HoldOut.of(h) for h in s.holds],
+            retention=RetentionOut.of(s.retention) if s.retention else None,
+        )  # fmt: skip
+
+
+class TombstoneOut(BaseModel):
+    evidence_id: str
+    manifest_sha256: str
+    clip_id: str
+    category: str
+    expires_at_ns: int
+    rule: str
+    purged_by: str
+    purged_at_ns: int
+
+    @classmethod
+    def of(cls, t: Tombstone) -> TombstoneOut:
+        return cls.model_validate(t, from_attributes=True)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
     declared = request.headers.get("content-length", "")
@@ -133,6 +216,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 @dataclass(frozen=True)
 class ApiState:
     service: IngestService
+    retention: RetentionService
     tokens: TokenTable
     max_body_bytes: int
 
@@ -168,6 +252,11 @@ def _role(*allowed: Role) -> Callable[[Principal], Principal]:
 DockCaller = Annotated[Principal, Depends(_role(Role.DOCK))]
 RecordsCaller = Annotated[Principal, Depends(_role(Role.RECORDS))]
 ReaderCaller = Annotated[Principal, Depends(_role(Role.DOCK, Role.RECORDS))]
+CustodianCaller = Annotated[Principal, Depends(_role(Role.RECORDS, Role.SUPERVISOR))]
+OverseerCaller = Annotated[
+    Principal, Depends(_role(Role.RECORDS, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN))
+]
+AdminCaller = Annotated[Principal, Depends(_role(Role.ADMIN))]
 
 
 def _service(request: Request) -> IngestService:
@@ -175,6 +264,13 @@ def _service(request: Request) -> IngestService:
 
 
 Service = Annotated[IngestService, Depends(_service)]
+
+
+def _retention(request: Request) -> RetentionService:
+    return _state(request).retention
+
+
+Retentions = Annotated[RetentionService, Depends(_retention)]
 
 router = APIRouter(prefix="/v1", responses=_ERRORS)
 
@@ -215,7 +311,7 @@ async def list_evidence(
     service: Service,
     who: RecordsCaller,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # SQL BIGINT range
 ) -> list[EvidenceOut]:
     found = await run_in_threadpool(
         lambda: service.list_evidence(who.actor, limit=limit, offset=offset)
@@ -248,13 +344,85 @@ async def evidence_segment(
     return Response(data, media_type="application/octet-stream")
 
 
-def create_app(service: IngestService, tokens: TokenTable, *, max_body_bytes: int) -> FastAPI:
+@router.get("/evidence/{evidence_id}/retention")
+async def evidence_retention(
+    evidence_id: EvidenceId, retention: Retentions, who: OverseerCaller
+) -> RetentionStatusOut:
+    """The clip's retention category, when it expires, and every legal hold placed on it."""
+    return RetentionStatusOut.of(await run_in_threadpool(retention.status, evidence_id, who.actor))
+
+
+@router.put("/evidence/{evidence_id}/category")
+async def set_category(
+    evidence_id: EvidenceId, body: CategoryIn, retention: Retentions, who: CustodianCaller
+) -> RetentionOut:
+    """Move the clip to another retention category; its expiry is recomputed."""
+    done = await run_in_threadpool(
+        retention.set_category, evidence_id, body.category, body.reason, who.actor
+    )
+    return RetentionOut.of(done)
+
+
+@router.post("/evidence/{evidence_id}/holds", status_code=201)
+async def place_hold(
+    evidence_id: EvidenceId, body: HoldIn, retention: Retentions, who: CustodianCaller
+) -> HoldOut:
+    """Place a legal hold: the clip is never purged while the hold is active."""
+    hold = await run_in_threadpool(
+        retention.place_hold, evidence_id, body.case_number, body.reason, who.actor
+    )
+    return HoldOut.of(hold)
+
+
+@router.delete("/evidence/{evidence_id}/holds/{hold_id}")
+async def release_hold(
+    evidence_id: EvidenceId,
+    hold_id: HoldId,
+    body: ReleaseIn,
+    retention: Retentions,
+    who: CustodianCaller,
+) -> HoldOut:
+    """Release a legal hold, saying why; the clip is purged once expired and unheld."""
+    hold = await run_in_threadpool(
+        retention.release_hold, evidence_id, hold_id, body.reason, who.actor
+    )
+    return HoldOut.of(hold)
+
+
+@router.post("/purge")
+async def purge(retention: Retentions, who: AdminCaller) -> list[TombstoneOut]:
+    """Delete every expired clip without an active legal hold; returns their tombstones."""
+    return [TombstoneOut.of(t) for t in await run_in_threadpool(retention.purge, who.actor)]
+
+
+@router.get("/tombstones")
+async def list_tombstones(
+    retention: Retentions,
+    who: OverseerCaller,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,  # SQL BIGINT range
+) -> list[TombstoneOut]:
+    """What was purged, when, from which category and by which rule; oldest first."""
+    found = await run_in_threadpool(
+        lambda: retention.tombstones(who.actor, limit=limit, offset=offset)
+    )
+    return [TombstoneOut.of(t) for t in found]
+
+
+def create_app(
+    service: IngestService,
+    tokens: TokenTable,
+    *,
+    max_body_bytes: int,
+    retention: RetentionService | None = None,
+) -> FastAPI:
     app = FastAPI(
         title="bwc evidence store",
         version="1",
         description="Verified ingest of sealed body-worn camera clips, with signed receipts.",
     )
-    app.state.bwc = ApiState(service, tokens, max_body_bytes)
+    retention = retention or RetentionService.beside(service)
+    app.state.bwc = ApiState(service, retention, tokens, max_body_bytes)
     _install_error_handlers(app)
     app.include_router(router)
     return app

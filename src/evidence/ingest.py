@@ -24,6 +24,7 @@ from custody.manifest import MAX_MANIFEST_BYTES, parse_manifest
 from custody.receipt import Receipt, issue_receipt, parse_receipt
 from custody.verify import verify_clip, verify_manifest
 from evidence.audit_log import StoreAudit
+from evidence.config import RetentionPolicy
 from evidence.enrolment import DeviceRegistry
 from evidence.errors import (
     BadRequest,
@@ -34,7 +35,14 @@ from evidence.errors import (
     StoreSetupError,
     VerificationFailed,
 )
-from evidence.storage import BlobStore, Evidence, ExpectedSegment, MetadataStore, Upload
+from evidence.storage import (
+    BlobStore,
+    Evidence,
+    ExpectedSegment,
+    MetadataStore,
+    Retention,
+    Upload,
+)
 
 _MAX_REASON = 500  # characters of a refusal kept in the audit record
 
@@ -92,10 +100,12 @@ class IngestService:
         *,
         wall_ns: Callable[[], int] = time.time_ns,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        policy: RetentionPolicy | None = None,
     ) -> None:
         self.metadata, self.blobs, self.devices = metadata, blobs, devices
         self._key, self._audit = store_key, audit
         self._wall_ns, self._new_id = wall_ns, new_id
+        self.policy = policy or RetentionPolicy()
         # Creating and completing check-then-write; one at a time keeps "stored once" true.
         self._lock = threading.Lock()
 
@@ -131,6 +141,13 @@ class IngestService:
             raise VerificationFailed(f"the manifest does not verify: {shown}")
         sha = sha256_hex(manifest_bytes)
         with self._lock:
+            purged = self.metadata.tombstone_for_manifest(sha)
+            if purged is not None:
+                # Storing it again would undo the purge that retention promised.
+                raise Conflict(
+                    f"clip {purged.clip_id} was stored as {purged.evidence_id} and purged at the "
+                    f"end of its retention ({purged.category}): delete it from the dock"
+                )
             existing = self.metadata.upload_for_manifest(sha)
             if existing is not None:
                 self._audit.record(actor, "upload.resumed", {"upload_id": existing.id})
@@ -240,14 +257,28 @@ class IngestService:
             receipt.evidence_id, upload.manifest_sha256, upload.clip_id, upload.device_id,
             header.info.officer_id, upload.segment_count, receipt.byte_count, receipt.stored_at_ns,
         )  # fmt: skip
-        self.metadata.add_evidence(evidence, receipt.to_bytes(), upload.id)
+        category = self.policy.default_category
+        retention = Retention(
+            evidence.id, category, self.policy.expires_at_ns(category, evidence.stored_at_ns),
+            actor, evidence.stored_at_ns,
+        )  # fmt: skip
+        self.metadata.add_evidence(evidence, receipt.to_bytes(), upload.id, retention)
         self._audit.record(
             actor, "evidence.stored",
             {"evidence_id": evidence.id, "upload_id": upload.id, "clip_id": evidence.clip_id,
-             "manifest_sha256": evidence.manifest_sha256, "byte_count": evidence.byte_count},
+             "manifest_sha256": evidence.manifest_sha256, "byte_count": evidence.byte_count,
+             "category": category, "expires_at_ns": retention.expires_at_ns},
         )  # fmt: skip
         self._audit.checkpoint()  # a receipt is a custody hand-over: sign the log up to it
         return receipt
+
+    @property
+    def audit(self) -> StoreAudit:
+        return self._audit
+
+    @property
+    def wall_ns(self) -> Callable[[], int]:
+        return self._wall_ns
 
     def _manifest(self, manifest_sha256: str) -> bytes:
         data = self.blobs.get(manifest_key(manifest_sha256))

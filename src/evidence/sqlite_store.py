@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.errors import Conflict, StoreSetupError
-from evidence.storage import Evidence, ExpectedSegment, Upload
+from evidence.storage import Evidence, ExpectedSegment, Hold, Retention, Tombstone, Upload
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
@@ -34,6 +34,23 @@ CREATE TABLE IF NOT EXISTS evidence (
     byte_count INTEGER NOT NULL, stored_at_ns INTEGER NOT NULL, receipt BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, line BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS retention (
+    evidence_id TEXT PRIMARY KEY REFERENCES evidence (id), category TEXT NOT NULL,
+    expires_at_ns INTEGER, set_by TEXT NOT NULL, set_at_ns INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS retention_by_expiry ON retention (expires_at_ns);
+CREATE TABLE IF NOT EXISTS holds (
+    id TEXT PRIMARY KEY, evidence_id TEXT NOT NULL, case_number TEXT NOT NULL,
+    reason TEXT NOT NULL, placed_by TEXT NOT NULL, placed_at_ns INTEGER NOT NULL,
+    released_by TEXT, released_at_ns INTEGER, release_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS holds_by_evidence ON holds (evidence_id);
+CREATE TABLE IF NOT EXISTS tombstones (
+    evidence_id TEXT PRIMARY KEY, manifest_sha256 TEXT NOT NULL UNIQUE, clip_id TEXT NOT NULL,
+    device_id TEXT NOT NULL, officer_id TEXT NOT NULL, stored_at_ns INTEGER NOT NULL,
+    category TEXT NOT NULL, expires_at_ns INTEGER NOT NULL, rule TEXT NOT NULL,
+    purged_by TEXT NOT NULL, purged_at_ns INTEGER NOT NULL
+);
 """
 
 _UPLOAD_COLUMNS = (
@@ -41,6 +58,20 @@ _UPLOAD_COLUMNS = (
 )
 _EVIDENCE_COLUMNS = (
     "id, manifest_sha256, clip_id, device_id, officer_id, segment_count, byte_count, stored_at_ns"
+)
+_RETENTION_COLUMNS = "evidence_id, category, expires_at_ns, set_by, set_at_ns"
+_HOLD_COLUMNS = (
+    "id, evidence_id, case_number, reason, placed_by, placed_at_ns, released_by, "
+    "released_at_ns, release_reason"
+)
+_TOMBSTONE_COLUMNS = (
+    "evidence_id, manifest_sha256, clip_id, device_id, officer_id, stored_at_ns, category, "
+    "expires_at_ns, rule, purged_by, purged_at_ns"
+)
+# Expired and not held: the one condition purge selects by and re-checks before deleting.
+_PURGEABLE = (
+    "r.expires_at_ns IS NOT NULL AND r.expires_at_ns <= ? AND NOT EXISTS "
+    "(SELECT 1 FROM holds h WHERE h.evidence_id = r.evidence_id AND h.released_at_ns IS NULL)"
 )
 
 
@@ -144,17 +175,25 @@ class SqliteMetadataStore:
         )
         return [row[0] for row in rows]
 
-    def add_evidence(self, evidence: Evidence, receipt: bytes, upload_id: str) -> None:
+    def add_evidence(
+        self,
+        evidence: Evidence,
+        receipt: bytes,
+        upload_id: str,
+        retention: Retention | None = None,
+    ) -> None:
         e = evidence
         try:
-            self._insert_evidence(e, receipt, upload_id)
+            self._insert_evidence(e, receipt, upload_id, retention)
         except sqlite3.IntegrityError as exc:
             raise Conflict(
                 f"evidence for manifest {e.manifest_sha256} is already stored: "
                 "fetch its receipt instead of storing it again"
             ) from exc
 
-    def _insert_evidence(self, e: Evidence, receipt: bytes, upload_id: str) -> None:
+    def _insert_evidence(
+        self, e: Evidence, receipt: bytes, upload_id: str, retention: Retention | None
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 f"INSERT INTO evidence ({_EVIDENCE_COLUMNS}, receipt) "
@@ -165,6 +204,8 @@ class SqliteMetadataStore:
                 ),
             )  # fmt: skip
             db.execute("UPDATE uploads SET evidence_id = ? WHERE id = ?", (e.id, upload_id))
+            if retention is not None:
+                _upsert_retention(db, retention)
 
     def finish_upload(self, upload_id: str, evidence_id: str) -> None:
         with self._tx() as db:
@@ -192,6 +233,103 @@ class SqliteMetadataStore:
         row = self._one("SELECT receipt FROM evidence WHERE id = ?", evidence_id)
         return None if row is None else bytes(row[0])
 
+    def retention(self, evidence_id: str) -> Retention | None:
+        row = self._one(
+            f"SELECT {_RETENTION_COLUMNS} FROM retention WHERE evidence_id = ?", evidence_id
+        )
+        return None if row is None else Retention(*row)
+
+    # Both check inside the transaction that the evidence still exists: a purge may have run
+    # between the caller's look-up and this write.
+    def set_retention(self, retention: Retention) -> bool:
+        with self._tx() as db:
+            if not _exists(db, retention.evidence_id):
+                return False
+            _upsert_retention(db, retention)
+        return True
+
+    def add_hold(self, hold: Hold) -> bool:
+        with self._tx() as db:
+            if not _exists(db, hold.evidence_id):
+                return False
+            db.execute(
+                f"INSERT INTO holds ({_HOLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    hold.id, hold.evidence_id, hold.case_number, hold.reason, hold.placed_by,
+                    hold.placed_at_ns, hold.released_by, hold.released_at_ns, hold.release_reason,
+                ),
+            )  # fmt: skip
+        return True
+
+    def holds(self, evidence_id: str) -> list[Hold]:
+        rows = self._all(
+            f"SELECT {_HOLD_COLUMNS} FROM holds WHERE evidence_id = ? ORDER BY placed_at_ns, id",
+            evidence_id,
+        )
+        return [Hold(*row) for row in rows]
+
+    def release_hold(self, hold_id: str, *, by: str, at_ns: int, reason: str) -> bool:
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE holds SET released_by = ?, released_at_ns = ?, release_reason = ? "
+                "WHERE id = ? AND released_at_ns IS NULL",
+                (by, at_ns, reason, hold_id),
+            ).rowcount
+        return changed == 1
+
+    def expired(self, now_ns: int, *, limit: int) -> list[Evidence]:
+        columns = ", ".join(f"e.{c.strip()}" for c in _EVIDENCE_COLUMNS.split(","))
+        rows = self._all(
+            f"SELECT {columns} FROM evidence e JOIN retention r ON r.evidence_id = e.id "
+            f"WHERE {_PURGEABLE} ORDER BY r.expires_at_ns, e.id LIMIT ?",
+            now_ns,
+            limit,
+        )
+        return [Evidence(*row) for row in rows]
+
+    def purge_evidence(self, tombstone: Tombstone) -> bool:
+        t = tombstone
+        with self._tx() as db:
+            still = db.execute(
+                f"SELECT 1 FROM retention r WHERE r.evidence_id = ? AND {_PURGEABLE}",
+                (t.evidence_id, t.purged_at_ns),
+            ).fetchone()
+            if still is None:
+                return False
+            db.execute(
+                f"INSERT INTO tombstones ({_TOMBSTONE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    t.evidence_id, t.manifest_sha256, t.clip_id, t.device_id, t.officer_id,
+                    t.stored_at_ns, t.category, t.expires_at_ns, t.rule, t.purged_by,
+                    t.purged_at_ns,
+                ),
+            )  # fmt: skip
+            uploads = "SELECT id FROM uploads WHERE manifest_sha256 = ?"
+            db.execute(
+                f"DELETE FROM upload_segments WHERE upload_id IN ({uploads})", (t.manifest_sha256,)
+            )
+            db.execute("DELETE FROM uploads WHERE manifest_sha256 = ?", (t.manifest_sha256,))
+            db.execute("DELETE FROM retention WHERE evidence_id = ?", (t.evidence_id,))
+            db.execute("DELETE FROM evidence WHERE id = ?", (t.evidence_id,))
+        return True
+
+    def tombstones(self, *, limit: int, offset: int) -> list[Tombstone]:
+        rows = self._all(
+            f"SELECT {_TOMBSTONE_COLUMNS} FROM tombstones "
+            "ORDER BY purged_at_ns, evidence_id LIMIT ? OFFSET ?",
+            limit,
+            offset,
+        )
+        return [Tombstone(*row) for row in rows]
+
+    def tombstone_for_manifest(self, manifest_sha256: str) -> Tombstone | None:
+        row = self._one(
+            f"SELECT {_TOMBSTONE_COLUMNS} FROM tombstones WHERE manifest_sha256 = ?",
+            manifest_sha256,
+        )
+        return None if row is None else Tombstone(*row)
+
     def append_audit(self, line: bytes) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO audit (line) VALUES (?)", (line,))
@@ -202,3 +340,17 @@ class SqliteMetadataStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _upsert_retention(db: sqlite3.Connection, r: Retention) -> None:
+    db.execute(
+        f"INSERT INTO retention ({_RETENTION_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (evidence_id) DO UPDATE SET category = excluded.category, "
+        "expires_at_ns = excluded.expires_at_ns, set_by = excluded.set_by, "
+        "set_at_ns = excluded.set_at_ns",
+        (r.evidence_id, r.category, r.expires_at_ns, r.set_by, r.set_at_ns),
+    )
+
+
+def _exists(db: sqlite3.Connection, evidence_id: str) -> bool:
+    return db.execute("SELECT 1 FROM evidence WHERE id = ?", (evidence_id,)).fetchone() is not None

@@ -57,6 +57,53 @@ class Evidence:
     stored_at_ns: int
 
 
+@dataclass(frozen=True)
+class Retention:
+    """A stored clip's retention category and when it expires (None: kept indefinitely)."""
+
+    evidence_id: str
+    category: str
+    expires_at_ns: int | None
+    set_by: str
+    set_at_ns: int
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A legal hold: while it is active (not released) the evidence is never purged."""
+
+    id: str
+    evidence_id: str
+    case_number: str
+    reason: str
+    placed_by: str
+    placed_at_ns: int
+    released_by: str | None = None
+    released_at_ns: int | None = None
+    release_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.released_at_ns is None
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """What is left of purged evidence: what it was, when and under which rule it went."""
+
+    evidence_id: str
+    manifest_sha256: str
+    clip_id: str
+    device_id: str
+    officer_id: str
+    stored_at_ns: int
+    category: str
+    expires_at_ns: int
+    rule: str
+    purged_by: str
+    purged_at_ns: int
+
+
 class MetadataStore(Protocol):
     def add_upload(self, upload: Upload, segments: Sequence[ExpectedSegment]) -> None: ...
 
@@ -76,10 +123,17 @@ class MetadataStore(Protocol):
         """Indices of the segments stored for this upload, sorted."""
         ...
 
-    def add_evidence(self, evidence: Evidence, receipt: bytes, upload_id: str) -> None:
-        """Record the evidence and its receipt and close the upload, all or nothing.
+    def add_evidence(
+        self,
+        evidence: Evidence,
+        receipt: bytes,
+        upload_id: str,
+        retention: Retention | None = None,
+    ) -> None:
+        """Record the evidence, its receipt and retention and close the upload, all or nothing.
 
-        Raises ``Conflict`` when evidence for the same manifest is already stored.
+        Raises ``Conflict`` when evidence for the same manifest is already stored. Evidence
+        without a retention record is never purged.
         """
         ...
 
@@ -92,6 +146,40 @@ class MetadataStore(Protocol):
     def list_evidence(self, *, limit: int, offset: int) -> list[Evidence]: ...
 
     def receipt(self, evidence_id: str) -> bytes | None: ...
+
+    def retention(self, evidence_id: str) -> Retention | None: ...
+
+    def set_retention(self, retention: Retention) -> bool:
+        """Set the evidence's category and expiry; False when the evidence no longer exists."""
+        ...
+
+    def add_hold(self, hold: Hold) -> bool:
+        """Record a hold; False (nothing recorded) when the evidence no longer exists."""
+        ...
+
+    def holds(self, evidence_id: str) -> list[Hold]:
+        """Every hold ever placed on the evidence, active and released, oldest first."""
+        ...
+
+    def release_hold(self, hold_id: str, *, by: str, at_ns: int, reason: str) -> bool:
+        """Release an active hold; False when it does not exist or is already released."""
+        ...
+
+    def expired(self, now_ns: int, *, limit: int) -> list[Evidence]:
+        """Evidence whose retention expired at or before ``now_ns`` and that has no active hold."""
+        ...
+
+    def purge_evidence(self, tombstone: Tombstone) -> bool:
+        """Replace the evidence (and its uploads) by its tombstone, all or nothing.
+
+        Re-checks inside the transaction that the evidence is still expired and unheld, so a
+        hold placed meanwhile wins; returns False (and changes nothing) when it is not.
+        """
+        ...
+
+    def tombstones(self, *, limit: int, offset: int) -> list[Tombstone]: ...
+
+    def tombstone_for_manifest(self, manifest_sha256: str) -> Tombstone | None: ...
 
     def append_audit(self, line: bytes) -> None:
         """Append one audit line (with its LF); lines are never changed or removed."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,8 +53,13 @@ def bootstrap(cfg: EvidenceConfig) -> Bootstrap:
     return done
 
 
-def open_service(cfg: EvidenceConfig) -> IngestService:
-    """The ingest service over the embedded backends (SQLite in WAL mode and a folder)."""
+def open_service(
+    cfg: EvidenceConfig, *, wall_ns: Callable[[], int] = time.time_ns
+) -> IngestService:
+    """The ingest service over the embedded backends (SQLite in WAL mode and a folder).
+
+    ``wall_ns`` is the one clock of the store: receipts, audit records, retention and purge.
+    """
     try:
         key = load_signing_key(cfg.receipt_key_path)
     except KeyFileError as exc:
@@ -63,7 +70,9 @@ def open_service(cfg: EvidenceConfig) -> IngestService:
         FolderBlobStore(cfg.blobs_path),
         DeviceRegistry(cfg.devices_path),
         key,
-        StoreAudit(metadata, key),
+        StoreAudit(metadata, key, wall_ns=wall_ns),
+        wall_ns=wall_ns,
+        policy=cfg.retention,
     )
 
 

@@ -6,7 +6,10 @@ The file (``tokens.json`` in the data folder by default, mode 0600)::
                 {"name": "j.smith", "role": "records", "token": "<random>"}]}
 
 ``dock`` may ingest (create uploads, send segments, complete, read its receipts); ``records`` may
-list evidence, read receipts and download stored clips. The name is who the audit log names.
+list evidence, read receipts, download stored clips, change a clip's retention category and
+place or release legal holds; ``supervisor`` may change categories and place or release holds;
+``auditor`` may read retention, holds and tombstones; ``admin`` may run the purge. ``officer`` is
+reserved for playback of one's own clips. The name is who the audit log names.
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from evidence.errors import StoreSetupError, Unauthenticated
 
 class Role(StrEnum):
     DOCK = "dock"
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
     RECORDS = "records"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
 
 
 class _TokenEntry(BaseModel):
@@ -81,11 +88,11 @@ class TokenTable:
 
 
 def write_dev_tokens(path: Path) -> None:
-    """A first-run token file: one dock token and one records token, random, mode 0600."""
+    """A first-run token file: one random token per role, named ``dev-<role>``, mode 0600."""
     body = {
         "tokens": [
-            {"name": "dev-dock", "role": "dock", "token": secrets.token_urlsafe(32)},
-            {"name": "dev-records", "role": "records", "token": secrets.token_urlsafe(32)},
+            {"name": f"dev-{role.value}", "role": role.value, "token": secrets.token_urlsafe(32)}
+            for role in Role
         ]
     }
     try:
