@@ -10,5 +10,8 @@ docs/bench.md for what each figure means and how it is measured.
 - :mod:`bench.ring_probe`: the child process that measures the pre-event ring's memory;
 - :mod:`bench.peers`: the peer tools (ffmpeg), run as child processes;
 - :mod:`bench.device`: the camera firmware's figures;
+- :mod:`bench.triggers`, :mod:`bench.trigger_camera`: trigger latency on the sim radio;
+- :mod:`bench.evidence`, :mod:`bench.servers`, :mod:`bench.sink_server`: evidence-store ingest
+  against curl into a sink;
 - :mod:`bench.run`: the entry point and the list of benchmarks.
 """
