@@ -2,41 +2,20 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 from custody.clip import seal_clip, segment_name
 from custody.keys import Role, load_agency_public_key, load_signing_key, write_key_pair
 from custody.manifest import ClipInfo
 from tests.cli.conftest import Run
+from tests.media import FRAMES_PER_SEGMENT, fmp4_segment
 
-FRAMES_PER_SEGMENT = 5
 SEGMENTS = 3
 INFO = ClipInfo("cam-0042", "BWC1-000042", "officer-1187", "0.1.0", 1_700_000_000_000_000_000, 0)
-
-
-def fmp4_segment(first_frame: int) -> bytes:
-    """One GOP of H.264 as a self-contained fragmented MP4, as the camera writes each segment."""
-    buffer = io.BytesIO()
-    flags = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
-    with av.open(buffer, "w", format="mp4", options=flags) as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"g": str(FRAMES_PER_SEGMENT)}
-        for n in range(FRAMES_PER_SEGMENT):
-            shade = (first_frame + n) * 15 % 256
-            frame = av.VideoFrame.from_ndarray(
-                np.full((48, 64, 3), shade, dtype=np.uint8), format="rgb24"
-            )
-            frame.pts = n
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return buffer.getvalue()
 
 
 @pytest.fixture

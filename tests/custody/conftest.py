@@ -15,16 +15,6 @@ START_WALL_NS = 1_700_000_000_000_000_000
 
 
 @pytest.fixture
-def device_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def agency_key() -> X25519PrivateKey:
-    return X25519PrivateKey.generate()
-
-
-@pytest.fixture
 def info() -> ClipInfo:
     return ClipInfo(
         device_id="cam-0042",

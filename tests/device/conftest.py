@@ -5,29 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from custody.keys import Role, generate_private_key
 from device.config import DeviceConfig
 from hw.sim.clock import SimClock
 from hw.sim.storage import SimStorage
 
 START_WALL_NS = 1_700_000_000_000_000_000
-
-
-@pytest.fixture
-def device_key() -> Ed25519PrivateKey:
-    key = generate_private_key(Role.DEVICE)
-    assert isinstance(key, Ed25519PrivateKey)
-    return key
-
-
-@pytest.fixture
-def agency_key() -> X25519PrivateKey:
-    key = generate_private_key(Role.AGENCY)
-    assert isinstance(key, X25519PrivateKey)
-    return key
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 import threading
@@ -11,8 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -27,7 +24,6 @@ from evidence.ingest import IngestService
 from evidence.store import bootstrap, load_tokens, open_service
 
 DEVICE_ID = "cam-0042"
-FRAMES_PER_SEGMENT = 5
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -47,35 +43,6 @@ def seal(
         agency_public=agency_key.public_key(),
         info=clip_info(device_id),
     )
-
-
-def fmp4_segment(first_frame: int) -> bytes:
-    """One GOP of H.264 as a self-contained fragmented MP4, as the camera writes each segment."""
-    buffer = io.BytesIO()
-    flags = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
-    with av.open(buffer, "w", format="mp4", options=flags) as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        stream.options = {"g": str(FRAMES_PER_SEGMENT)}
-        for n in range(FRAMES_PER_SEGMENT):
-            shade = (first_frame + n) * 15 % 256
-            frame = av.VideoFrame.from_ndarray(
-                np.full((48, 64, 3), shade, dtype=np.uint8), format="rgb24"
-            )
-            frame.pts = n
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return buffer.getvalue()
-
-
-@pytest.fixture
-def device_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def agency_key() -> X25519PrivateKey:
-    return X25519PrivateKey.generate()
 
 
 @pytest.fixture

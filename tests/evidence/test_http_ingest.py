@@ -14,7 +14,8 @@ from custody.export import export_mp4
 from custody.manifest import parse_manifest
 from custody.receipt import verify_receipt
 from custody.verify import verify_clip
-from tests.evidence.conftest import FRAMES_PER_SEGMENT, Live, fmp4_segment, seal
+from tests.evidence.conftest import Live, seal
+from tests.media import FRAMES_PER_SEGMENT, fmp4_segment
 
 SEGMENTS = 3
 TIMEOUT = 10
