@@ -23,10 +23,9 @@ import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from bleak.uuids import normalize_uuid_str
-
-from hw.errors import AdapterUnavailable, ConfigError, DeviceError
+from hw.errors import AdapterUnavailable, DeviceError
 from hw.ports.ble import Advertisement
+from hw.ports.ble_rules import check_limits, normalize_uuid
 
 try:
     from dbus_fast import BusType, Message, MessageType, PropertyAccess, Variant
@@ -43,8 +42,6 @@ BLUEZ = "org.bluez"
 ADVERTISEMENT_IFACE = "org.bluez.LEAdvertisement1"
 MANAGER_IFACE = "org.bluez.LEAdvertisingManager1"
 PROPERTIES_IFACE = "org.freedesktop.DBus.Properties"
-MIN_INTERVAL_MS = 20
-MAX_INTERVAL_MS = 10_485_759
 
 DBusStrList = Annotated[list[str], DBusSignature("as")]
 DBusManufacturerData = Annotated[dict[int, Variant], DBusSignature("a{qv}")]
@@ -80,11 +77,11 @@ class LEAdvertisement(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def ServiceUUIDs(self) -> DBusStrList:  # noqa: N802
-        return [_uuid128(u) for u in self._adv.service_uuids]
+        return [normalize_uuid(u) for u in self._adv.service_uuids]
 
     @dbus_property(access=PropertyAccess.READ)
     def ServiceData(self) -> DBusServiceData:  # noqa: N802
-        return {_uuid128(u): Variant("ay", bytes(d)) for u, d in self._adv.extra.items()}
+        return {normalize_uuid(u): Variant("ay", bytes(d)) for u, d in self._adv.extra.items()}
 
     @dbus_property(access=PropertyAccess.READ)
     def Includes(self) -> DBusStrList:  # noqa: N802
@@ -126,7 +123,7 @@ class BluezBleAdvertiser:
     async def start(self, advertisement: Advertisement) -> None:
         if self._bus is not None:
             raise DeviceError("the BLE advertiser is already advertising: call stop() first")
-        _check(advertisement)
+        check_limits(advertisement)
         bus = await self._connect()
         path = f"/org/bwc/advertisement/{os.getpid()}_{next(_paths)}"
         try:
@@ -233,28 +230,6 @@ class BluezBleAdvertiser:
         return DeviceError(
             f"BlueZ refused {member} on {name} ({error}: {detail}): check 'journalctl -u bluetooth'"
         )
-
-
-def _check(advertisement: Advertisement) -> None:
-    if not MIN_INTERVAL_MS <= advertisement.interval_ms <= MAX_INTERVAL_MS:
-        raise ConfigError(
-            f"advertising interval {advertisement.interval_ms} ms is outside BLE's "
-            f"{MIN_INTERVAL_MS}..{MAX_INTERVAL_MS} ms: choose an interval in that range"
-        )
-    if not -127 <= advertisement.tx_power_dbm <= 20:
-        raise ConfigError(
-            f"advertising TX power {advertisement.tx_power_dbm} dBm is outside BLE's -127..20 dBm"
-        )
-    for uuid in (*advertisement.service_uuids, *advertisement.extra):
-        _uuid128(uuid)
-
-
-def _uuid128(uuid: str) -> str:
-    """BlueZ's API takes every UUID in its 128-bit form and shortens it on air itself."""
-    try:
-        return normalize_uuid_str(uuid)
-    except ValueError as exc:
-        raise ConfigError(f"{uuid!r} is not a Bluetooth UUID: use its 16/32/128-bit form") from exc
 
 
 async def _close(bus: MessageBus) -> None:

@@ -11,7 +11,7 @@ decides who hears what under the lock, then hands each delivery to its scanner's
 ``call_soon_threadsafe``, so scanners on different loops in different threads each get their
 callback on their own loop and no callback ever runs under the lock.
 
-What an advertisement may carry is checked by :mod:`hw.sim.ble_advertisement`.
+What an advertisement may carry is checked by :mod:`hw.ports.ble_rules`.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ from hw.errors import DeviceError
 from hw.ports.ble import Advertisement, DetectionCallback, SimRadioConfig
 
 # ``name as name`` re-exports: these public names stay importable from hw.sim.ble, as before.
-from hw.sim.ble_advertisement import LEGACY_ADV_MAX_BYTES as LEGACY_ADV_MAX_BYTES
-from hw.sim.ble_advertisement import MAX_INTERVAL_MS as MAX_INTERVAL_MS
-from hw.sim.ble_advertisement import MIN_INTERVAL_MS as MIN_INTERVAL_MS
-from hw.sim.ble_advertisement import check_advertisement as check_advertisement
-from hw.sim.ble_advertisement import legacy_payload_size as legacy_payload_size
-from hw.sim.ble_advertisement import normalize_uuid
+from hw.ports.ble_rules import LEGACY_ADV_MAX_BYTES as LEGACY_ADV_MAX_BYTES
+from hw.ports.ble_rules import MAX_INTERVAL_MS as MAX_INTERVAL_MS
+from hw.ports.ble_rules import MIN_INTERVAL_MS as MIN_INTERVAL_MS
+from hw.ports.ble_rules import check_advertisement as check_advertisement
+from hw.ports.ble_rules import legacy_payload_size as legacy_payload_size
+from hw.ports.ble_rules import normalize_uuid
 
 _NOISE_SIGMA_DB = 1.0
 #: Closer than this the far-field model no longer holds; treat it as this distance.

@@ -1,7 +1,8 @@
 """What a legacy BLE advertisement may carry, as a controller and BlueZ enforce it.
 
-Pure rules with no radio in them: the sim advertiser refuses what no real controller would send,
-with the same errors as the real adapter, and the sim radio reports UUIDs as bleak on BlueZ does.
+Pure rules with no radio in them, shared by every advertiser adapter: the BlueZ adapter checks
+them before talking to D-Bus, and the sim advertiser refuses what no real controller would send,
+with the same errors. UUIDs are normalised as bleak on BlueZ reports them.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ LEGACY_ADV_MAX_BYTES = 31
 _BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
 
 
-def check_advertisement(advertisement: Advertisement) -> None:
-    """Refuse what no real controller would send, with the same errors as the real adapter."""
+def check_limits(advertisement: Advertisement) -> None:
+    """Refuse an interval, TX power or UUID outside what BLE and BlueZ accept."""
     if not MIN_INTERVAL_MS <= advertisement.interval_ms <= MAX_INTERVAL_MS:
         raise ConfigError(
             f"advertising interval {advertisement.interval_ms} ms is outside BLE's "
@@ -31,6 +32,16 @@ def check_advertisement(advertisement: Advertisement) -> None:
         raise ConfigError(
             f"advertising TX power {advertisement.tx_power_dbm} dBm is outside BLE's -127..20 dBm"
         )
+    for uuid in (*advertisement.service_uuids, *advertisement.extra):
+        normalize_uuid(uuid)
+
+
+def check_advertisement(advertisement: Advertisement) -> None:
+    """:func:`check_limits`, and the size of one legacy advertising PDU, which the sim enforces.
+
+    The BlueZ adapter leaves the size to the controller, which may support extended advertising.
+    """
+    check_limits(advertisement)
     size = legacy_payload_size(advertisement)
     if size > LEGACY_ADV_MAX_BYTES:
         raise DeviceError(
