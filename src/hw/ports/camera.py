@@ -76,6 +76,18 @@ class CameraConfig(PortConfig):
         return value
 
 
+def camera_info(cfg: CameraConfig, time_base: Fraction) -> CameraInfo:
+    """What a camera configured by ``cfg`` reports; adapters differ only in their time base."""
+    return CameraInfo(
+        codec="h264",
+        width=cfg.width,
+        height=cfg.height,
+        fps=Fraction(cfg.fps),
+        keyframe_interval=cfg.keyframe_interval,
+        time_base=time_base,
+    )
+
+
 def open_camera(cfg: CameraConfig, clock: Clock) -> Camera:
     if cfg.adapter == "sim":
         from hw.sim.camera import SimCamera

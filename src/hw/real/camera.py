@@ -21,7 +21,7 @@ from fractions import Fraction
 from typing import Any
 
 from hw.errors import AdapterUnavailable, DeviceClosed, DeviceError
-from hw.ports.camera import CameraConfig, CameraInfo, VideoPacket
+from hw.ports.camera import CameraConfig, CameraInfo, VideoPacket, camera_info
 from hw.ports.clock import Clock
 
 _TIME_BASE = Fraction(1, 1_000_000)
@@ -89,15 +89,7 @@ class Picamera2Camera:
 
     @property
     def info(self) -> CameraInfo:
-        cfg = self._cfg
-        return CameraInfo(
-            codec="h264",
-            width=cfg.width,
-            height=cfg.height,
-            fps=Fraction(cfg.fps),
-            keyframe_interval=cfg.keyframe_interval,
-            time_base=_TIME_BASE,
-        )
+        return camera_info(self._cfg, _TIME_BASE)
 
     def open(self) -> None:
         with self._lock:

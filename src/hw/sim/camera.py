@@ -26,7 +26,7 @@ import av.error
 import numpy as np
 
 from hw.errors import AdapterUnavailable, ConfigError, DeviceClosed, DeviceError
-from hw.ports.camera import CameraConfig, CameraInfo, VideoPacket
+from hw.ports.camera import CameraConfig, CameraInfo, VideoPacket, camera_info
 from hw.ports.clock import Clock
 from hw.sim.testcard import MIN_HEIGHT, MIN_WIDTH, Plane, TestCard
 
@@ -148,15 +148,7 @@ class SimCamera:
 
     @property
     def info(self) -> CameraInfo:
-        cfg = self._cfg
-        return CameraInfo(
-            codec="h264",
-            width=cfg.width,
-            height=cfg.height,
-            fps=Fraction(cfg.fps),
-            keyframe_interval=cfg.keyframe_interval,
-            time_base=self._time_base,
-        )
+        return camera_info(self._cfg, self._time_base)
 
     @property
     def is_open(self) -> bool:
