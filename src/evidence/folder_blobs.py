@@ -9,11 +9,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 
-from evidence.errors import StoreSetupError, VerificationFailed
-from evidence.storage import check_blob_key
+from evidence.errors import BadRequest, StoreSetupError, VerificationFailed
+from evidence.storage import BLOB_KEY_RE, check_blob_key
+
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 class FolderBlobStore:
@@ -64,6 +67,20 @@ class FolderBlobStore:
         if path.exists():
             path.unlink()
             _fsync_folder(path.parent)
+
+    def manifests(self) -> list[str]:
+        return sorted(
+            p.name for p in self.root.iterdir() if p.is_dir() and _SHA256_RE.fullmatch(p.name)
+        )
+
+    def keys(self, manifest_sha256: str) -> list[str]:
+        if not _SHA256_RE.fullmatch(manifest_sha256):
+            raise BadRequest(f"{manifest_sha256!r} is not a manifest sha256")
+        folder = self.root / manifest_sha256
+        if not folder.is_dir():
+            return []
+        found = (f"{manifest_sha256}/{p.name}" for p in folder.iterdir())
+        return sorted(k for k in found if BLOB_KEY_RE.fullmatch(k))
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -17,6 +17,7 @@ from evidence.errors import StoreSetupError
 from evidence.folder_blobs import FolderBlobStore
 from evidence.ingest import IngestService
 from evidence.sqlite_store import SqliteMetadataStore
+from evidence.storage import BlobStore, MetadataStore
 from evidence.tokens import TokenTable, write_dev_tokens
 
 
@@ -64,16 +65,26 @@ def open_service(
         key = load_signing_key(cfg.receipt_key_path)
     except KeyFileError as exc:
         raise StoreSetupError(f"receipt key: {exc}") from exc
-    metadata = SqliteMetadataStore(cfg.database_path)
+    metadata = open_metadata(cfg)
     return IngestService(
         metadata,
-        FolderBlobStore(cfg.blobs_path),
+        open_blobs(cfg),
         DeviceRegistry(cfg.devices_path),
         key,
         StoreAudit(metadata, key, wall_ns=wall_ns),
         wall_ns=wall_ns,
         policy=cfg.retention,
     )
+
+
+def open_metadata(cfg: EvidenceConfig) -> MetadataStore:
+    """The metadata backend the configuration names (default: SQLite in the data folder)."""
+    return SqliteMetadataStore(cfg.database_path)
+
+
+def open_blobs(cfg: EvidenceConfig) -> BlobStore:
+    """The blob backend the configuration names (default: a folder in the data folder)."""
+    return FolderBlobStore(cfg.blobs_path)
 
 
 def load_tokens(cfg: EvidenceConfig) -> TokenTable:

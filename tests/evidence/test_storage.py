@@ -90,3 +90,15 @@ def test_a_second_evidence_record_for_one_manifest_changes_nothing(tmp_path: Pat
     assert upload is not None and upload.evidence_id is None
     assert [e.id for e in store.list_evidence(limit=10, offset=0)] == ["e1"]
     store.close()
+
+
+def test_the_folder_lists_each_clip_and_its_keys_but_no_temporary_files(
+    blobs: FolderBlobStore,
+) -> None:
+    other = "cd" * 32
+    for key in (KEY, f"{SHA}/manifest.jsonl", f"{other}/seg-000001.bwcs"):
+        blobs.put(key, b"x", hashlib.sha256(b"x").hexdigest())
+    (blobs.root / SHA / ".seg-000002.bwcs.0a0b.tmp").write_bytes(b"partial")
+    assert blobs.manifests() == [SHA, other]
+    assert blobs.keys(SHA) == [f"{SHA}/manifest.jsonl", KEY]
+    assert blobs.keys("ef" * 32) == []
