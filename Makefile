@@ -6,7 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-DEB_PACKAGES := libusb-1.0-0 portaudio19-dev dbus-daemon
+# postgresql: the evidence store's PostgreSQL tests start a throwaway cluster from its binaries
+# (/usr/lib/postgresql/<version>/bin); the package's own cluster is not used.
+DEB_PACKAGES := libusb-1.0-0 portaudio19-dev dbus-daemon postgresql
 PYTEST_ARGS ?=
 
 .PHONY: setup deb demo test lint typecheck unit clean bench

@@ -11,6 +11,11 @@ files for the peer. Then, each side on the same bytes:
 - **peer**: one ``curl`` process uploads the same manifest and segment files (``PUT``, one
   keep-alive connection) to :mod:`bench.sink_server`, which writes each body to ``/dev/null``.
 
+Then the same clips, in the same run, through :data:`WORKERS` API processes
+(``bwc evidence serve --workers 4``) fed by as many client threads at once (docks uploading
+together), against ``curl --parallel`` with as many transfers; the same clients against one
+process are measured too, so the note can tell what the processes add from what concurrency does.
+
 The ratio is what verification, durable writes, the audit log and receipts cost over moving the
 same bytes through loopback HTTP.
 """
@@ -19,7 +24,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +46,8 @@ from custody.receipt import verify_receipt
 
 DEVICE_ID = "bench-cam"
 TIMEOUT_S = 60.0  #: one request; a 1 MB segment takes milliseconds
+#: API processes of the scaled-out figures, and client threads (docks) feeding them at once
+WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -76,7 +86,7 @@ class Clips:
 @dataclass(frozen=True)
 class Ingest:
     wall_s: float
-    server_cpu_s: float
+    server_cpu_s: float  #: every process of the server (with workers, the supervisor too)
     client_cpu_s: float  #: requests in this process, or the curl child
 
 
@@ -112,18 +122,36 @@ def _send(session: requests.Session, url: str, clip: SealedClip) -> bytes:
     return _checked(completed, 200, "completing the upload").content
 
 
-def ingest(store: Store, clips: Clips) -> Ingest:
+def _send_all(store: Store, clips: Sequence[SealedClip], clients: int) -> list[bytes]:
+    """Every clip, by ``clients`` threads at once (each its own session, as a dock), in order."""
+    local = threading.local()
+    sessions: list[requests.Session] = []
+
+    def send(clip: SealedClip) -> bytes:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+            local.session.headers.update(store.dock)
+            sessions.append(local.session)
+        receipt: bytes = _send(local.session, store.url, clip)
+        return receipt
+
+    try:
+        with ThreadPoolExecutor(clients) as pool:
+            return list(pool.map(send, clips))
+    finally:
+        for session in sessions:
+            session.close()
+
+
+def ingest(store: Store, clips: Clips, clients: int = 1) -> Ingest:
     """Every clip through the store, timed; then every receipt and the listing checked."""
-    receipts: list[bytes] = []
-    with requests.Session() as session:
-        session.headers.update(store.dock)
-        cpu0, client0, wall0 = process_cpu_s(store.pid), time.process_time(), time.perf_counter()
-        try:
-            receipts = [_send(session, store.url, clip) for clip in clips.sealed]
-        except requests.RequestException as exc:
-            raise BenchError(f"ingest over HTTP failed: {exc}") from exc
-        wall_s, cpu_s = time.perf_counter() - wall0, process_cpu_s(store.pid) - cpu0
-        client_s = time.process_time() - client0
+    cpu0, client0, wall0 = store.cpu_s(), time.process_time(), time.perf_counter()
+    try:
+        receipts = _send_all(store, clips.sealed, clients)
+    except requests.RequestException as exc:
+        raise BenchError(f"ingest over HTTP failed: {exc}") from exc
+    wall_s, cpu_s = time.perf_counter() - wall0, store.cpu_s() - cpu0
+    client_s = time.process_time() - client0
     for clip, receipt in zip(clips.sealed, receipts, strict=True):
         report = verify_receipt(receipt, store.receipt_key, clip.manifest)
         if not report.ok:
@@ -150,8 +178,11 @@ def _curl_config(clips: Clips, sink: Sink, path: Path) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def curl_upload(clips: Clips, sink: Sink, work: Path) -> Ingest | NoPeer:
-    """The same files, uploaded by one curl process to the sink; checked by the sink's count."""
+def curl_upload(clips: Clips, sink: Sink, work: Path, parallel: int = 1) -> Ingest | NoPeer:
+    """The same files, uploaded by one curl process to the sink; checked by the sink's count.
+
+    ``parallel`` > 1 runs that many transfers at once (``--parallel``), each on its connection.
+    """
     exe = shutil.which("curl")
     if exe is None:
         return NoPeer("curl is not installed: run 'apt-get install curl' as root")
@@ -160,6 +191,8 @@ def curl_upload(clips: Clips, sink: Sink, work: Path) -> Ingest | NoPeer:
     # -H "Expect:": curl would otherwise wait for "100 Continue" on each large body; the store's
     # client (requests) sends no Expect either.
     command = [exe, "--silent", "--show-error", "--fail", "-H", "Expect:", "-K", str(config)]
+    if parallel > 1:
+        command[1:1] = ["--parallel", "--parallel-max", str(parallel)]
     cpu0 = process_cpu_s(sink.pid)
     done, curl_cpu_s, wall_s = run_child(command)
     if done.returncode != 0:
@@ -172,17 +205,17 @@ def curl_upload(clips: Clips, sink: Sink, work: Path) -> Ingest | NoPeer:
     return Ingest(wall_s, cpu_s, curl_cpu_s)
 
 
-def _store_run(clips: Clips, data_dir: Path) -> Ingest:
+def _store_run(clips: Clips, data_dir: Path, *, workers: int = 1, clients: int = 1) -> Ingest:
     """One ingest into a fresh store (fresh process, empty data folder), then its data removed."""
-    with running_store(data_dir, DEVICE_ID, clips.device_key) as store:
-        run = ingest(store, clips)
+    with running_store(data_dir, DEVICE_ID, clips.device_key, workers=workers) as store:
+        run = ingest(store, clips, clients)
     shutil.rmtree(data_dir)
     return run
 
 
-def _peer_run(clips: Clips, work: Path) -> Ingest | NoPeer:
+def _peer_run(clips: Clips, work: Path, parallel: int = 1) -> Ingest | NoPeer:
     with running_sink() as sink:  # a fresh sink, so its counts are this run's alone
-        return curl_upload(clips, sink, work)
+        return curl_upload(clips, sink, work, parallel)
 
 
 def _median(runs: list[Ingest]) -> Ingest:
@@ -195,57 +228,113 @@ def _median_peer(runs: list[Ingest | NoPeer]) -> Ingest | NoPeer:
     return missing[0] if missing else _median([r for r in runs if isinstance(r, Ingest)])
 
 
-def _describe(
-    size: IngestSize, clips: Clips, repeats: int, ours: Ingest, peer: Ingest | NoPeer
-) -> str:
-    note = (
-        f"{size.describe()} ({clips.total_bytes / 1e6:.1f} MB sealed, random plaintext), "
-        f"sealed once before timing; median of {repeats} runs each; store: 'bwc evidence "
-        "serve', 1 API process (uvicorn), embedded backend (SQLite WAL synchronous=FULL, "
-        "fsynced blob folder in the work folder), a fresh one per run, fed by requests "
-        f"(create, PUT each segment, complete): {ours.wall_s:.2f} s wall, server "
-        f"{ours.server_cpu_s:.2f} CPU s, client {ours.client_cpu_s:.2f} CPU s, every receipt "
-        "verified; 4 API processes come with the scaled backend (PostgreSQL + S3), not "
-        "measured yet"
+_STORE = (
+    "embedded backend (SQLite WAL synchronous=FULL, fsynced blob folder in the work folder), "
+    "a fresh one per run"
+)
+
+
+def _store_note(ours: Ingest) -> str:
+    return (
+        f"{ours.wall_s:.2f} s wall, server {ours.server_cpu_s:.2f} CPU s, "
+        f"client {ours.client_cpu_s:.2f} CPU s, every receipt verified"
     )
+
+
+def _curl_note(clips: Clips, peer: Ingest | NoPeer, parallel: int) -> str:
     if isinstance(peer, NoPeer):
-        return note
-    return note + (
-        f"; curl: one process, PUT of the same {clips.requests} files on one keep-alive "
-        "connection to a Python http.server sink writing to /dev/null (bench.sink_server): "
+        return f"; peer not measured: {peer.reason}"
+    how = (
+        "one keep-alive connection"
+        if parallel == 1
+        else f"{parallel} transfers at once (--parallel), each on its own connection"
+    )
+    return (
+        f"; curl: one process, PUT of the same {clips.requests} files on {how} to a Python "
+        "http.server sink writing to /dev/null (bench.sink_server): "
         f"{peer.wall_s:.2f} s wall, sink {peer.server_cpu_s:.2f} CPU s, "
         f"curl {peer.client_cpu_s:.2f} CPU s"
     )
 
 
-def evidence_ingest(scenario: Scenario, work: Path) -> list[Figure]:
-    """Ingest MB/s and clips per second of the store, each against curl to a plain sink."""
-    size = SIZES[scenario.mode]
-    work.mkdir(parents=True, exist_ok=True)
-    clips = make_clips(size, work / "clips")
-    ours = _median([_store_run(clips, work / f"store-{n}") for n in range(scenario.repeats)])
-    peer = _median_peer([_peer_run(clips, work) for _ in range(scenario.repeats)])
-    megabytes = clips.total_bytes / 1e6
-    note = _describe(size, clips, scenario.repeats, ours, peer)
-    missing = f"; peer not measured: {peer.reason}" if isinstance(peer, NoPeer) else ""
+def _mbps(clips: Clips, run: Ingest) -> float:
+    return clips.total_bytes / 1e6 / run.wall_s
+
+
+def _figures(
+    size: IngestSize, clips: Clips, processes: int, ours: Ingest, peer: Ingest | NoPeer,
+    note: str,
+) -> list[Figure]:  # fmt: skip
+    """The MB/s and clips-per-second figures of one measurement against its curl peer."""
+    label = "1 process" if processes == 1 else f"{processes} processes"
     peer_name = "curl -T of the same files to a plain HTTP sink (/dev/null)"
+    if processes > 1:
+        peer_name = (
+            f"curl --parallel ({processes} transfers) of the same files to a plain HTTP sink"
+        )
+    peer_mbps = peer_clips = None
+    missing = f"; peer not measured: {peer.reason}" if isinstance(peer, NoPeer) else ""
+    if not isinstance(peer, NoPeer):
+        peer_mbps, peer_clips = _mbps(clips, peer), size.clips / peer.wall_s
     return [
         Figure(
-            name="evidence-store ingest: MB/s over loopback HTTP, embedded backend, 1 process",
-            value=megabytes / ours.wall_s,
+            name=f"evidence-store ingest: MB/s over loopback HTTP, embedded backend, {label}",
+            value=_mbps(clips, ours),
             unit="MB/s",
             peer=peer_name,
-            peer_value=None if isinstance(peer, NoPeer) else megabytes / peer.wall_s,
+            peer_value=peer_mbps,
             better="higher",
-            note=note + missing,
+            note=note,
         ),
         Figure(
-            name="evidence-store ingest: clips per second, embedded backend, 1 process",
+            name=f"evidence-store ingest: clips per second, embedded backend, {label}",
             value=size.clips / ours.wall_s,
             unit="clips/s",
             peer=peer_name,
-            peer_value=None if isinstance(peer, NoPeer) else size.clips / peer.wall_s,
+            peer_value=peer_clips,
             better="higher",
             note=f"{size.describe()}; measured as the MB/s figure above{missing}",
         ),
+    ]
+
+
+def evidence_ingest(scenario: Scenario, work: Path) -> list[Figure]:
+    """Ingest MB/s and clips per second with 1 and with :data:`WORKERS` API processes.
+
+    Each against curl to a plain sink, with as many transfers at once as clients feed the store.
+    The runs of each kind alternate, so a machine that slows down mid-run slows all of them.
+    """
+    size = SIZES[scenario.mode]
+    work.mkdir(parents=True, exist_ok=True)
+    clips = make_clips(size, work / "clips")
+    single, scaled, control = [], [], []  # 1 process 1 client; N and N; 1 process N clients
+    for n in range(scenario.repeats):
+        single.append(_store_run(clips, work / f"store-{n}"))
+        scaled.append(_store_run(clips, work / f"store-{n}", workers=WORKERS, clients=WORKERS))
+        control.append(_store_run(clips, work / f"store-{n}", clients=WORKERS))
+    peer = _median_peer([_peer_run(clips, work) for _ in range(scenario.repeats)])
+    peers = _median_peer([_peer_run(clips, work, WORKERS) for _ in range(scenario.repeats)])
+    ours, many, alone = _median(single), _median(scaled), _median(control)
+    common = (
+        f"{size.describe()} ({clips.total_bytes / 1e6:.1f} MB sealed, random plaintext), "
+        f"sealed once before timing; median of {scenario.repeats} runs each; "
+    )
+    one_note = (
+        f"{common}store: 'bwc evidence serve', 1 API process (uvicorn), {_STORE}, fed by "
+        f"requests (create, PUT each segment, complete), one clip after another: "
+        f"{_store_note(ours)}{_curl_note(clips, peer, 1)}"
+    )
+    many_note = (
+        f"{common}store: 'bwc evidence serve --workers {WORKERS}', {WORKERS} API processes "
+        f"(uvicorn workers; the supervising process is counted in the server CPU) sharing one "
+        f"{_STORE}, fed by {WORKERS} client threads at once, one requests session each: "
+        f"{_store_note(many)}; the same {WORKERS} clients against 1 API process: "
+        f"{_mbps(clips, alone):.1f} MB/s ({alone.wall_s:.2f} s wall, server "
+        f"{alone.server_cpu_s:.2f} CPU s), so {WORKERS} processes give "
+        f"{alone.wall_s / many.wall_s:.2f}x that and {ours.wall_s / many.wall_s:.2f}x the "
+        f"1-process figure{_curl_note(clips, peers, WORKERS)}"
+    )
+    return [
+        *_figures(size, clips, 1, ours, peer, one_note),
+        *_figures(size, clips, WORKERS, many, peers, many_note),
     ]

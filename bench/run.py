@@ -20,6 +20,8 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.device import BenchError, recording_cpu, ring_memory
+from bench.dock import dock_throughput
+from bench.dock_memory import dock_memory
 from bench.evidence import evidence_ingest
 from bench.figures import Figure, render_table, results_json, write_results
 from bench.machine import describe_machine
@@ -63,8 +65,14 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     # 1,000 triggers in full mode, 200 quick, 20 smoke (bench.triggers.TRIGGERS)
     Benchmark("trigger latency", lambda c: trigger_latency(c.scenario, c.work / "triggers")),
     # 20 clips x 10 segments of 1 MB in full mode, 6 x 5 quick, 2 x 2 of 64 kB smoke
-    # (bench.evidence.SIZES); 1 API process: 4 come with the scaled backend
+    # (bench.evidence.SIZES); 1 API process, then 4 (`--workers 4`) fed by 4 clients at once
     Benchmark("evidence-store ingest", lambda c: evidence_ingest(c.scenario, c.work / "evidence")),
+    # 1 camera and 3 at once, 10 clips x 10 segments of 1 MB each in full mode, 4 x 5 quick,
+    # 2 x 2 of 64 kB smoke (bench.dock.SIZES); against sha256sum and curl on the same bytes
+    Benchmark("dock offload throughput", lambda c: dock_throughput(c.scenario, c.work / "dock")),
+    # one clip of 2,000 segments of 1 MB (2 GB) in full mode, 100 quick, 20 of 64 kB smoke,
+    # against one with a tenth of the segments
+    Benchmark("dock memory, large clip", lambda c: dock_memory(c.scenario, c.work / "dock-mem")),
 )
 
 

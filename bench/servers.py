@@ -1,7 +1,8 @@
 """The HTTP servers the evidence-ingest figures talk to, each in its own process on loopback.
 
 - :func:`running_store`: the real evidence store, ``python -m bwc evidence serve`` on a fresh
-  data folder (embedded backend: SQLite in WAL mode and a blob folder), one uvicorn process;
+  data folder (embedded backend: SQLite in WAL mode and a blob folder), one uvicorn process or
+  ``--workers N`` API processes under one supervising process;
 - :func:`running_sink`: :mod:`bench.sink_server`, the peer's plain HTTP sink.
 
 Both are separate processes, so the client measured here never shares a GIL with a server.
@@ -31,7 +32,11 @@ from evidence.errors import EvidenceError
 from evidence.store import bootstrap
 
 START_TIMEOUT_S = 30.0  #: uvicorn and FastAPI import in a second or two; a slow CI box, more
+#: and more per API worker: each is a fresh interpreter importing the same, all at once
+WORKER_START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+#: what each uvicorn worker logs once its app is built and it is about to accept connections
+WORKER_READY = b"Application startup complete."
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,11 @@ class Store:
     records: dict[str, str]  #: and with the records token
     receipt_key: Ed25519PublicKey  #: verifies the store's receipts
     data_dir: Path
+    workers: tuple[int, ...] = ()  #: the API worker processes' pids with ``--workers N > 1``
+
+    def cpu_s(self) -> float:
+        """CPU seconds so far of the server: its process and every API worker."""
+        return sum(process_cpu_s(pid) for pid in (self.pid, *self.workers))
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,22 @@ def process_cpu_s(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     fields = stat.rsplit(")", 1)[1].split()  # the name in parentheses may hold spaces
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(parent: int) -> tuple[int, ...]:
+    """The pids of ``parent``'s children that multiprocessing spawned (uvicorn's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            spawned = b"multiprocessing.spawn" in (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue  # it ended meanwhile
+        if ppid == parent and spawned:
+            found.append(int(entry.name))
+    return tuple(sorted(found))
 
 
 def _free_port() -> int:
@@ -82,24 +108,39 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def _wait_until_serving(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def _wait_until_serving(
+    url: str, process: subprocess.Popen[bytes], log: Path, workers: int
+) -> None:
+    """Until the store answers and, with several workers, every one of them is ready.
+
+    One answering worker is not enough: a timed run must not start while others still import.
+    """
+    timeout_s = START_TIMEOUT_S + (WORKER_START_TIMEOUT_S * workers if workers > 1 else 0)
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log.read_text(encoding="utf-8", errors="replace").strip()[-600:]
             raise BenchError(f"'bwc evidence serve' exited {process.returncode}: {tail}")
         try:
-            if requests.get(f"{url}/openapi.json", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
+            answers = requests.get(f"{url}/openapi.json", timeout=1).status_code == 200
+        except (requests.ConnectionError, requests.Timeout):
+            # With workers the port is bound before any of them accepts: the request waits.
+            answers = False
+        if answers and (workers == 1 or log.read_bytes().count(WORKER_READY) >= workers):
+            return
         time.sleep(0.05)  # polling with a deadline: the server offers no readiness signal
-    raise BenchError(f"'bwc evidence serve' did not answer on {url} within {START_TIMEOUT_S} s")
+    ready = f" with {workers} API processes ready" if workers > 1 else ""
+    raise BenchError(f"'bwc evidence serve' did not answer on {url}{ready} within {timeout_s} s")
 
 
 @contextmanager
-def running_store(data_dir: Path, device_id: str, device_key: Ed25519PrivateKey) -> Iterator[Store]:
-    """The store on a fresh data folder with ``device_id`` enrolled, serving until the end."""
+def running_store(
+    data_dir: Path, device_id: str, device_key: Ed25519PrivateKey, *, workers: int = 1
+) -> Iterator[Store]:
+    """The store on a fresh data folder with ``device_id`` enrolled, serving until the end.
+
+    ``workers`` > 1 runs ``bwc evidence serve --workers N``: N API processes on one port.
+    """
     cfg = EvidenceConfig(data_dir=data_dir)
     try:
         bootstrap(cfg)  # the server's own first run would do the same; the keys are needed here
@@ -112,11 +153,17 @@ def running_store(data_dir: Path, device_id: str, device_key: Ed25519PrivateKey)
     url = f"http://127.0.0.1:{port}"
     log = data_dir.parent / f"{data_dir.name}.log"
     command = [sys.executable, "-m", "bwc", "evidence", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--data-dir", str(data_dir)]  # fmt: skip
+               "--port", str(port), "--data-dir", str(data_dir),
+               "--workers", str(workers)]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     try:
-        _wait_until_serving(url, process, log)
+        _wait_until_serving(url, process, log, workers)
+        spawned = child_pids(process.pid) if workers > 1 else ()
+        if workers > 1 and len(spawned) != workers:
+            raise BenchError(
+                f"'bwc evidence serve --workers {workers}' runs {len(spawned)} API processes"
+            )
         yield Store(
             url,
             process.pid,
@@ -124,6 +171,7 @@ def running_store(data_dir: Path, device_id: str, device_key: Ed25519PrivateKey)
             _token_headers(cfg.tokens_path, "records"),
             receipt_key,
             data_dir,
+            spawned,
         )
     finally:
         _stop(process)

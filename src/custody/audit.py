@@ -80,6 +80,26 @@ class AuditWriter:
         writer._since_checkpoint = report.records - 1 - (report.checkpoints or [-1])[-1]
         return writer
 
+    @classmethod
+    def after(
+        cls, last_line: bytes, write: Write, key: Ed25519PrivateKey, *, since_checkpoint: int,
+        checkpoint_every: int = 100,
+    ) -> AuditWriter:  # fmt: skip
+        """Continue right after ``last_line``, the newest record of a log already trusted.
+
+        For a log kept in a database that several processes append to under its lock: each
+        append starts from the stored tail (and the count of records after the last checkpoint)
+        instead of re-reading the whole log. ``last_line`` is parsed, not verified.
+        """
+        record = parse_json(last_line.rstrip(b"\n"), what="last audit record")
+        seq = record.get("seq")
+        if type(seq) is not int or seq < 0 or since_checkpoint < 0:
+            raise FormatError("cannot continue the audit log: its last record has no valid seq")
+        writer = cls(write, key, checkpoint_every=checkpoint_every)
+        writer._seq, writer._prev = seq + 1, sha256_hex(last_line.rstrip(b"\n"))
+        writer._since_checkpoint = since_checkpoint
+        return writer
+
     @property
     def next_seq(self) -> int:
         return self._seq

@@ -59,3 +59,15 @@ class StoreSetupError(EvidenceError):
     """The store itself cannot start: unreadable key, token file or data folder."""
 
     status = 500
+
+
+class AgencyKeyUnavailable(EvidenceError):
+    """The agency key cannot unwrap the clip: not the clip's key, or its key service fails."""
+
+    status = 503
+
+
+class BlobLocked(EvidenceError):
+    """A blob the object store keeps under Object Lock (retention or legal hold) for now."""
+
+    status = 409

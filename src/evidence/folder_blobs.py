@@ -69,8 +69,12 @@ class FolderBlobStore:
             _fsync_folder(path.parent)
 
     def manifests(self) -> list[str]:
+        # A clip's folder outlives its blobs (delete leaves it, a crash leaves temporary files):
+        # only folders that still hold a blob name a stored clip.
         return sorted(
-            p.name for p in self.root.iterdir() if p.is_dir() and _SHA256_RE.fullmatch(p.name)
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and _SHA256_RE.fullmatch(p.name) and self.keys(p.name)
         )
 
     def keys(self, manifest_sha256: str) -> list[str]:

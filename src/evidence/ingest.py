@@ -24,6 +24,7 @@ from custody.manifest import MAX_MANIFEST_BYTES, parse_manifest
 from custody.receipt import Receipt, issue_receipt, parse_receipt
 from custody.verify import verify_clip, verify_manifest
 from evidence.audit_log import StoreAudit
+from evidence.blob_locks import retain_clip
 from evidence.config import RetentionPolicy
 from evidence.enrolment import DeviceRegistry
 from evidence.errors import (
@@ -106,7 +107,8 @@ class IngestService:
         self._key, self._audit = store_key, audit
         self._wall_ns, self._new_id = wall_ns, new_id
         self.policy = policy or RetentionPolicy()
-        # Creating and completing check-then-write; one at a time keeps "stored once" true.
+        # Creating and completing check-then-write. The database keeps one upload and one
+        # evidence record per manifest across processes; this lock only spares the work of a race.
         self._lock = threading.Lock()
 
     @contextmanager
@@ -153,14 +155,17 @@ class IngestService:
                 self._audit.record(actor, "upload.resumed", {"upload_id": existing.id})
                 return self.status(existing.id)
             self.blobs.put(manifest_key(sha), manifest_bytes, sha)
-            upload = Upload(
+            opened = Upload(
                 self._new_id(), sha, manifest.header.clip_id, info.device_id,
                 len(manifest.segments), actor, self._wall_ns(),
             )  # fmt: skip
             expected = [
                 ExpectedSegment(s.index, s.size, s.cipher_sha256) for s in manifest.segments
             ]
-            self.metadata.add_upload(upload, expected)
+            upload = self.metadata.add_upload(opened, expected)
+            if upload.id != opened.id:  # another API process opened it first
+                self._audit.record(actor, "upload.resumed", {"upload_id": upload.id})
+                return self.status(upload.id)
             self._audit.record(
                 actor, "upload.created",
                 {"upload_id": upload.id, "clip_id": upload.clip_id, "device_id": info.device_id,
@@ -262,7 +267,17 @@ class IngestService:
             evidence.id, category, self.policy.expires_at_ns(category, evidence.stored_at_ns),
             actor, evidence.stored_at_ns,
         )  # fmt: skip
-        self.metadata.add_evidence(evidence, receipt.to_bytes(), upload.id, retention)
+        # Locked before it is recorded, so stored evidence never lacks its object lock.
+        retain_clip(self.blobs, upload.manifest_sha256, retention.expires_at_ns)
+        try:
+            self.metadata.add_evidence(evidence, receipt.to_bytes(), upload.id, retention)
+        except Conflict:
+            # Another API process stored this manifest since we looked: its receipt stands.
+            winner = self.metadata.evidence_for_manifest(upload.manifest_sha256)
+            if winner is None:
+                raise
+            self._audit.record(actor, "receipt.reissued", {"evidence_id": winner.id})
+            return self._stored_receipt(winner.id)
         self._audit.record(
             actor, "evidence.stored",
             {"evidence_id": evidence.id, "upload_id": upload.id, "clip_id": evidence.clip_id,

@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from evidence.audit_log import StoreAudit
+from evidence.blob_locks import hold_clip, retain_clip
 from evidence.config import NS_PER_DAY, RetentionPolicy
-from evidence.errors import BadRequest, Conflict, NotFound
+from evidence.errors import BadRequest, Conflict, EvidenceError, NotFound
 from evidence.ingest import IngestService, manifest_key, segment_key
 from evidence.storage import BlobStore, Evidence, Hold, MetadataStore, Retention, Tombstone
+from evidence.sweep import SweepResult, sweep_orphans
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,7 @@ class RetentionService:
     ) -> None:
         self.metadata, self.blobs, self.policy = metadata, blobs, policy
         self._audit, self._wall_ns, self._new_id = audit, wall_ns, new_id
+        self.last_sweep: SweepResult | None = None  # what the latest purge's sweep found
 
     @classmethod
     def beside(cls, service: IngestService) -> RetentionService:
@@ -101,6 +104,8 @@ class RetentionService:
             evidence_id, category, self.policy.expires_at_ns(category, evidence.stored_at_ns),
             actor, self._wall_ns(),
         )  # fmt: skip
+        # The object lock first: one the object store refuses (COMPLIANCE) changes nothing.
+        retain_clip(self.blobs, evidence.manifest_sha256, retention.expires_at_ns)
         if not self.metadata.set_retention(retention):
             raise NotFound(f"evidence {evidence_id} was purged meanwhile")
         self._audit.record(
@@ -118,8 +123,9 @@ class RetentionService:
                 f"case number {case_number[:70]!r} is not valid: use 1 to 64 letters, digits, "
                 "'.', '_', '/' or '-'"
             )
-        self._evidence(evidence_id)
+        evidence = self._evidence(evidence_id)
         hold = Hold(self._new_id(), evidence_id, case_number, why, actor, self._wall_ns())
+        hold_clip(self.blobs, evidence.manifest_sha256, True)  # before the record it mirrors
         if not self.metadata.add_hold(hold):
             raise NotFound(f"evidence {evidence_id} was purged meanwhile")
         self._audit.record(
@@ -131,10 +137,14 @@ class RetentionService:
 
     def release_hold(self, evidence_id: str, hold_id: str, reason: str, actor: str) -> Hold:
         why = check_reason(reason)
-        self._evidence(evidence_id)
-        hold = next((h for h in self.metadata.holds(evidence_id) if h.id == hold_id), None)
+        evidence = self._evidence(evidence_id)
+        holds = self.metadata.holds(evidence_id)
+        hold = next((h for h in holds if h.id == hold_id), None)
         if hold is None:
             raise NotFound(f"evidence {evidence_id} has no hold {hold_id}: list its holds first")
+        if hold.active and not any(h.active for h in holds if h.id != hold_id):
+            # The last active hold: lift the object locks first, so a failure changes nothing.
+            hold_clip(self.blobs, evidence.manifest_sha256, False)
         at_ns = self._wall_ns()
         if not self.metadata.release_hold(hold_id, by=actor, at_ns=at_ns, reason=why):
             raise Conflict(f"hold {hold_id} is already released")
@@ -161,9 +171,19 @@ class RetentionService:
                     purged.append(tombstone)
             if len(batch) < _PURGE_BATCH:
                 break
-        self._audit.record(actor, "purge.run", {"now_ns": now, "purged": len(purged)})
+        # Blobs a failed delete (or an earlier crash) left behind go now, or at the next purge.
+        sweep = self.last_sweep = self.sweep(actor)
+        self._audit.record(
+            actor, "purge.run",
+            {"now_ns": now, "purged": len(purged), "blobs_swept": len(sweep.swept),
+             "blobs_left": len(sweep.failed)},
+        )  # fmt: skip
         self._audit.checkpoint()  # deletions are final: sign the log that accounts for them
         return purged
+
+    def sweep(self, actor: str) -> SweepResult:
+        """Delete the blobs of purged evidence that are still stored (see :mod:`evidence.sweep`)."""
+        return sweep_orphans(self.metadata, self.blobs, self._audit, actor)
 
     def _purge_one(self, evidence: Evidence, actor: str, now: int) -> Tombstone | None:
         retention = self.metadata.retention(evidence.id)
@@ -175,18 +195,23 @@ class RetentionService:
             retention.expires_at_ns, _rule(retention, evidence), actor, now,
         )  # fmt: skip
         # The metadata goes first, in one transaction that re-checks holds; a crash before the
-        # blobs are deleted leaves only unreachable bytes, never a record pointing at nothing.
+        # blobs are deleted leaves only unreachable bytes, never a record pointing at nothing,
+        # and the orphan sweep deletes them. The audit record follows the commit at once, so
+        # the log accounts for the purge whatever happens to the deletes.
         if not self.metadata.purge_evidence(tombstone):
             return None
-        for index in range(evidence.segment_count):
-            self.blobs.delete(segment_key(evidence.manifest_sha256, index))
-        self.blobs.delete(manifest_key(evidence.manifest_sha256))
         self._audit.record(
             actor, "evidence.purged",
             {"evidence_id": evidence.id, "clip_id": evidence.clip_id,
              "manifest_sha256": evidence.manifest_sha256, "category": retention.category,
              "expires_at_ns": retention.expires_at_ns, "rule": tombstone.rule},
         )  # fmt: skip
+        keys = [segment_key(evidence.manifest_sha256, i) for i in range(evidence.segment_count)]
+        for key in [*keys, manifest_key(evidence.manifest_sha256)]:
+            try:
+                self.blobs.delete(key)
+            except (OSError, EvidenceError) as exc:  # e.g. BlobLocked: Object Lock not yet over
+                log.warning("purge of %s: cannot delete %s yet (%s)", evidence.id, key, exc)
         return tombstone
 
 

@@ -1,7 +1,9 @@
 """``SqliteMetadataStore``: the embedded metadata backend, one SQLite file in WAL mode.
 
 One connection shared by the API's worker threads, serialised by a lock: SQLite writes one at a
-time anyway, and every method is a short transaction.
+time anyway, and every method is a short transaction. Several processes may share the file: every
+write starts with BEGIN IMMEDIATE, which takes SQLite's write lock, so a check and the write it
+guards (the audit tail and the next record, say) are never interleaved with another process.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from evidence.errors import Conflict, StoreSetupError
-from evidence.storage import Evidence, ExpectedSegment, Hold, Retention, Tombstone, Upload
+from evidence.storage import (
+    AuditBuild,
+    AuditTail,
+    Evidence,
+    ExpectedSegment,
+    Hold,
+    Retention,
+    Tombstone,
+    Upload,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
@@ -22,7 +33,8 @@ CREATE TABLE IF NOT EXISTS uploads (
     device_id TEXT NOT NULL, segment_count INTEGER NOT NULL, created_by TEXT NOT NULL,
     created_at_ns INTEGER NOT NULL, evidence_id TEXT
 );
-CREATE INDEX IF NOT EXISTS uploads_by_manifest ON uploads (manifest_sha256);
+-- one upload per manifest, however many API processes race to create it
+CREATE UNIQUE INDEX IF NOT EXISTS uploads_one_per_manifest ON uploads (manifest_sha256);
 CREATE TABLE IF NOT EXISTS upload_segments (
     upload_id TEXT NOT NULL REFERENCES uploads (id), idx INTEGER NOT NULL,
     size INTEGER NOT NULL, cipher_sha256 TEXT NOT NULL, acknowledged INTEGER NOT NULL DEFAULT 0,
@@ -33,7 +45,10 @@ CREATE TABLE IF NOT EXISTS evidence (
     device_id TEXT NOT NULL, officer_id TEXT NOT NULL, segment_count INTEGER NOT NULL,
     byte_count INTEGER NOT NULL, stored_at_ns INTEGER NOT NULL, receipt BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, line BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, line BLOB NOT NULL, checkpoint INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS audit_checkpoints ON audit (seq) WHERE checkpoint = 1;
 CREATE TABLE IF NOT EXISTS retention (
     evidence_id TEXT PRIMARY KEY REFERENCES evidence (id), category TEXT NOT NULL,
     expires_at_ns INTEGER, set_by TEXT NOT NULL, set_at_ns INTEGER NOT NULL
@@ -75,11 +90,17 @@ _PURGEABLE = (
 )
 
 
+# How long a write waits for another process's transaction before giving up.
+_BUSY_TIMEOUT_S = 30.0
+
+
 class SqliteMetadataStore:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(
+                path, timeout=_BUSY_TIMEOUT_S, check_same_thread=False, isolation_level=None
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a receipt promises the data is durable
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -110,21 +131,36 @@ class SqliteMetadataStore:
         with self._lock:
             return list(self._db.execute(sql, params).fetchall())
 
-    def add_upload(self, upload: Upload, segments: Sequence[ExpectedSegment]) -> None:
+    def add_upload(self, upload: Upload, segments: Sequence[ExpectedSegment]) -> Upload:
         with self._tx() as db:
-            db.execute(
-                f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            if db.execute(
+                "SELECT 1 FROM tombstones WHERE manifest_sha256 = ?", (upload.manifest_sha256,)
+            ).fetchone():
+                raise Conflict(
+                    f"the evidence of manifest {upload.manifest_sha256} was purged at the end of "
+                    "its retention: delete the clip from the dock"
+                )
+            inserted = db.execute(
+                f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (manifest_sha256) DO NOTHING",
                 (
                     upload.id, upload.manifest_sha256, upload.clip_id, upload.device_id,
                     upload.segment_count, upload.created_by, upload.created_at_ns,
                     upload.evidence_id,
                 ),
-            )  # fmt: skip
+            ).rowcount  # fmt: skip
+            if not inserted:
+                row = db.execute(
+                    f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE manifest_sha256 = ?",
+                    (upload.manifest_sha256,),
+                ).fetchone()
+                return Upload(*row)
             db.executemany(
                 "INSERT INTO upload_segments (upload_id, idx, size, cipher_sha256) "
                 "VALUES (?, ?, ?, ?)",
                 [(upload.id, s.index, s.size, s.cipher_sha256) for s in segments],
             )
+        return upload
 
     def upload(self, upload_id: str) -> Upload | None:
         row = self._one(f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE id = ?", upload_id)
@@ -132,8 +168,7 @@ class SqliteMetadataStore:
 
     def upload_for_manifest(self, manifest_sha256: str) -> Upload | None:
         row = self._one(
-            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE manifest_sha256 = ? "
-            "ORDER BY created_at_ns LIMIT 1",
+            f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE manifest_sha256 = ?",
             manifest_sha256,
         )
         return None if row is None else Upload(*row)
@@ -330,9 +365,19 @@ class SqliteMetadataStore:
         )
         return None if row is None else Tombstone(*row)
 
-    def append_audit(self, line: bytes) -> None:
+    def append_audit(self, build: AuditBuild) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO audit (line) VALUES (?)", (line,))
+            last = db.execute("SELECT seq, line FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            tail = None
+            if last is not None:
+                (signed,) = db.execute("SELECT max(seq) FROM audit WHERE checkpoint = 1").fetchone()
+                since = last[0] - (-1 if signed is None else signed)
+                tail = AuditTail(last[0], bytes(last[1]), since)
+            first = 0 if tail is None else tail.seq + 1
+            db.executemany(
+                "INSERT INTO audit (seq, line, checkpoint) VALUES (?, ?, ?)",
+                [(first + n, a.line, int(a.checkpoint)) for n, a in enumerate(build(tail))],
+            )
 
     def audit_log(self) -> bytes:
         return b"".join(bytes(row[0]) for row in self._all("SELECT line FROM audit ORDER BY seq"))

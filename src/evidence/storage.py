@@ -8,9 +8,9 @@ embedded default) and PostgreSQL and S3 (a scaled deployment) implement the same
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from evidence.errors import BadRequest
 
@@ -104,8 +104,35 @@ class Tombstone:
     purged_at_ns: int
 
 
+@dataclass(frozen=True)
+class AuditLine:
+    """One audit record to append (with its LF), flagged when it is a signed checkpoint."""
+
+    line: bytes
+    checkpoint: bool = False
+
+
+@dataclass(frozen=True)
+class AuditTail:
+    """The newest audit record, read under the store's write lock, and how much is unsigned."""
+
+    seq: int
+    line: bytes
+    since_checkpoint: int  # records after the last checkpoint (every record when there is none)
+
+
+#: Builds the next audit lines from the tail (None: the log is empty); may return none.
+AuditBuild = Callable[[AuditTail | None], Sequence[AuditLine]]
+
+
 class MetadataStore(Protocol):
-    def add_upload(self, upload: Upload, segments: Sequence[ExpectedSegment]) -> None: ...
+    def add_upload(self, upload: Upload, segments: Sequence[ExpectedSegment]) -> Upload:
+        """Open ``upload``, or return the upload another request opened first for its manifest.
+
+        One upload per manifest, however many processes race. Raises ``Conflict`` when the
+        manifest's evidence was purged (storing it again would undo the purge).
+        """
+        ...
 
     def upload(self, upload_id: str) -> Upload | None: ...
 
@@ -181,8 +208,12 @@ class MetadataStore(Protocol):
 
     def tombstone_for_manifest(self, manifest_sha256: str) -> Tombstone | None: ...
 
-    def append_audit(self, line: bytes) -> None:
-        """Append one audit line (with its LF); lines are never changed or removed."""
+    def append_audit(self, build: AuditBuild) -> None:
+        """Append the lines ``build`` makes from the current tail, under the database's write lock.
+
+        Appends from several processes are serialised, so each builds on the latest record and
+        the hash chain never forks. Lines are never changed or removed.
+        """
         ...
 
     def audit_log(self) -> bytes: ...
@@ -207,4 +238,21 @@ class BlobStore(Protocol):
 
     def keys(self, manifest_sha256: str) -> list[str]:
         """Every blob key stored under one clip's manifest SHA-256, sorted."""
+        ...
+
+
+@runtime_checkable
+class LockingBlobStore(BlobStore, Protocol):
+    """A blob store that can lock blobs against deletion (S3 Object Lock), blob by blob.
+
+    A delete that a lock refuses raises ``BlobLocked``. The metadata store stays the authority
+    on retention and holds; these locks make the object store refuse early deletes as well.
+    """
+
+    def retain(self, key: str, until_ns: int | None) -> None:
+        """Keep the blob from deletion until ``until_ns`` (None: indefinitely)."""
+        ...
+
+    def legal_hold(self, key: str, on: bool) -> None:
+        """Place (``on``) or lift the blob's legal hold, which blocks deletion while it is on."""
         ...

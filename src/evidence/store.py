@@ -79,11 +79,19 @@ def open_service(
 
 def open_metadata(cfg: EvidenceConfig) -> MetadataStore:
     """The metadata backend the configuration names (default: SQLite in the data folder)."""
+    if cfg.database_url is not None:
+        from evidence.postgres_store import PostgresMetadataStore  # psycopg only when asked for
+
+        return PostgresMetadataStore(cfg.database_url)
     return SqliteMetadataStore(cfg.database_path)
 
 
 def open_blobs(cfg: EvidenceConfig) -> BlobStore:
     """The blob backend the configuration names (default: a folder in the data folder)."""
+    if cfg.s3 is not None:
+        from evidence.s3_blobs import open_s3_blobs  # boto3 only when asked for
+
+        return open_s3_blobs(cfg.s3)
     return FolderBlobStore(cfg.blobs_path)
 
 

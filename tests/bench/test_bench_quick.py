@@ -31,7 +31,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,  # seconds of work; starting 4 API processes is slow on a busy 2-core box
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -141,53 +141,170 @@ def test_the_table_is_printed(smoke_run: tuple[dict[str, Any], str]) -> None:
 
 
 INGEST_PEER = "curl -T of the same files to a plain HTTP sink (/dev/null)"
+INGEST_PEER_4 = "curl --parallel (4 transfers) of the same files to a plain HTTP sink"
+PROCESSES = ["1 process", "4 processes"]
+
+
+def ingest_mbps(processes: str) -> str:
+    return f"evidence-store ingest: MB/s over loopback HTTP, embedded backend, {processes}"
+
+
+def ingest_clips(processes: str) -> str:
+    return f"evidence-store ingest: clips per second, embedded backend, {processes}"
 
 
 @pytest.mark.parametrize(
-    ("prefix", "unit"),
+    ("name", "unit", "peer"),
     [
-        ("evidence-store ingest: MB/s over loopback HTTP, embedded backend, 1 process", "MB/s"),
-        ("evidence-store ingest: clips per second, embedded backend, 1 process", "clips/s"),
+        (ingest_mbps("1 process"), "MB/s", INGEST_PEER),
+        (ingest_clips("1 process"), "clips/s", INGEST_PEER),
+        (ingest_mbps("4 processes"), "MB/s", INGEST_PEER_4),
+        (ingest_clips("4 processes"), "clips/s", INGEST_PEER_4),
     ],
 )
 def test_evidence_ingest_is_reported_against_curl_to_a_plain_sink(
-    results: dict[str, Any], prefix: str, unit: str
+    results: dict[str, Any], name: str, unit: str, peer: str
 ) -> None:
-    ingest = figure(results, prefix)
+    ingest = figure(results, name)
+    assert ingest["name"] == name
     assert ingest["unit"] == unit
     assert ingest["better"] == "higher"
     assert ingest["value"] > 0
-    assert ingest["peer"] == INGEST_PEER
+    assert ingest["peer"] == peer
     assert ingest["note"].startswith("2 clips x 2 segments of 0.064 MB")  # smoke size
 
 
 def test_evidence_ingest_verifies_every_receipt_from_one_api_process(
     results: dict[str, Any],
 ) -> None:
-    note = figure(results, "evidence-store ingest: MB/s")["note"]
+    note = figure(results, ingest_mbps("1 process"))["note"]
     assert "every receipt verified" in note
     assert "1 API process" in note
 
 
-def test_clips_per_second_and_megabytes_per_second_come_from_one_run(
+def test_the_four_process_figure_runs_four_api_processes_fed_by_four_clients(
     results: dict[str, Any],
 ) -> None:
-    mbps = figure(results, "evidence-store ingest: MB/s")
-    clips = figure(results, "evidence-store ingest: clips per second")
+    note = figure(results, ingest_mbps("4 processes"))["note"]
+    assert "'bwc evidence serve --workers 4', 4 API processes" in note
+    assert "fed by 4 client threads at once" in note
+    assert "every receipt verified" in note
+    assert "the same 4 clients against 1 API process" in note  # what concurrency alone gives
+
+
+@pytest.mark.parametrize("processes", PROCESSES)
+def test_clips_per_second_and_megabytes_per_second_come_from_one_run(
+    results: dict[str, Any], processes: str
+) -> None:
+    mbps = figure(results, ingest_mbps(processes))
+    clips = figure(results, ingest_clips(processes))
     # The same wall time divides both: their ratios to curl are the same number.
     if mbps["ratio"] is not None:
         assert clips["ratio"] == pytest.approx(mbps["ratio"], rel=1e-9)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_the_ingest_peer_is_measured_when_curl_is_installed(results: dict[str, Any]) -> None:
-    ingest = figure(results, "evidence-store ingest: MB/s")
+@pytest.mark.parametrize("processes", PROCESSES)
+def test_the_ingest_peer_is_measured_when_curl_is_installed(
+    results: dict[str, Any], processes: str
+) -> None:
+    ingest = figure(results, ingest_mbps(processes))
     assert is_number(ingest["peer_value"]) and ingest["peer_value"] > 0
     assert "bench.sink_server" in ingest["note"]
 
 
 @pytest.mark.skipif(shutil.which("curl") is not None, reason="curl is installed")
-def test_without_curl_the_ingest_peer_is_empty_and_says_why(results: dict[str, Any]) -> None:
-    ingest = figure(results, "evidence-store ingest: MB/s")
+@pytest.mark.parametrize("processes", PROCESSES)
+def test_without_curl_the_ingest_peer_is_empty_and_says_why(
+    results: dict[str, Any], processes: str
+) -> None:
+    ingest = figure(results, ingest_mbps(processes))
     assert ingest["peer_value"] is None
     assert "curl is not installed" in ingest["note"]
+
+
+DOCK_MBPS = "dock offload: MB/s from camera to evidence store"
+DOCK_LABELS = ["1 camera", "3 cameras at once"]
+DOCK_MEMORY = "dock offload: peak resident memory of the dock, one large clip"
+HASH_PEER = "sha256sum of the same bytes (one file per camera)"
+HASH_PEER_3 = "3 sha256sum at once on the same bytes (one file per camera)"
+UPLOAD_PEER_3 = "curl --parallel (3 transfers) of the same files to a plain HTTP sink"
+
+
+def dock_mbps(label: str, against: str) -> str:
+    return f"{DOCK_MBPS}, {label}, against {against}"
+
+
+@pytest.mark.parametrize(
+    ("label", "against", "peer"),
+    [
+        ("1 camera", "hashing", HASH_PEER),
+        ("1 camera", "uploading", INGEST_PEER),
+        ("3 cameras at once", "hashing", HASH_PEER_3),
+        ("3 cameras at once", "uploading", UPLOAD_PEER_3),
+    ],
+)
+def test_dock_offload_is_reported_against_hashing_and_uploading_the_same_bytes(
+    results: dict[str, Any], label: str, against: str, peer: str
+) -> None:
+    offload = figure(results, dock_mbps(label, against))
+    assert offload["unit"] == "MB/s"
+    assert offload["better"] == "higher"
+    assert offload["value"] > 0
+    assert offload["peer"] == peer
+    cameras = 1 if label == "1 camera" else 3
+    assert offload["note"].startswith(f"{cameras} x 2 clips x 2 segments of 0.064 MB")  # smoke
+
+
+@pytest.mark.parametrize("label", DOCK_LABELS)
+def test_both_dock_figures_come_from_one_offload(results: dict[str, Any], label: str) -> None:
+    hashing = figure(results, dock_mbps(label, "hashing"))
+    uploading = figure(results, dock_mbps(label, "uploading"))
+    assert hashing["value"] == uploading["value"]
+    assert hashing["note"] == uploading["note"]
+
+
+@pytest.mark.parametrize("label", DOCK_LABELS)
+def test_every_offloaded_clip_was_stored_and_erased(results: dict[str, Any], label: str) -> None:
+    note = figure(results, dock_mbps(label, "hashing"))["note"]
+    assert "every clip done, stored and erased" in note
+    assert "'bwc evidence serve', 1 API process" in note
+
+
+def test_the_three_cameras_are_offloaded_by_the_running_dock_one_bay_each(
+    results: dict[str, Any],
+) -> None:
+    note = figure(results, dock_mbps("3 cameras at once", "hashing"))["note"]
+    assert "the dock: dock.runner.DockAgent" in note
+    assert "3 bays at once" in note
+
+
+@pytest.mark.skipif(
+    shutil.which("sha256sum") is None or shutil.which("curl") is None,
+    reason="sha256sum or curl is not installed",
+)
+@pytest.mark.parametrize("label", DOCK_LABELS)
+@pytest.mark.parametrize("against", ["hashing", "uploading"])
+def test_the_dock_peers_are_measured_when_installed(
+    results: dict[str, Any], label: str, against: str
+) -> None:
+    offload = figure(results, dock_mbps(label, against))
+    assert is_number(offload["peer_value"]) and offload["peer_value"] > 0
+    assert "sha256sum: " in offload["note"]
+    assert "curl to bench.sink_server: " in offload["note"]
+
+
+def test_dock_memory_is_compared_with_a_clip_ten_times_smaller(results: dict[str, Any]) -> None:
+    memory = figure(results, DOCK_MEMORY)
+    assert memory["unit"] == "MB"
+    assert memory["better"] == "lower"
+    assert memory["value"] > 0
+    assert memory["peer"] == "the same offload of a clip 10x smaller"
+    assert is_number(memory["peer_value"]) and memory["peer_value"] > 0
+
+
+def test_dock_memory_names_both_clips_and_the_dock_process(results: dict[str, Any]) -> None:
+    note = figure(results, DOCK_MEMORY)["note"]
+    assert "Large clip: 20 segments" in note  # smoke size
+    assert "Small clip: 2 segments" in note
+    assert "peak resident set of the dock's own process (bench.dock_probe)" in note

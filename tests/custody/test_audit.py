@@ -96,3 +96,26 @@ def test_reserved_event_names_are_refused(signer: Ed25519PrivateKey) -> None:
     writer = AuditWriter.start(lambda _: None, signer, actor=ACTOR, wall_ns=1, monotonic_ns=1)
     with pytest.raises(FormatError, match="reserved"):
         writer.append(ACTOR, "audit.checkpoint", {}, wall_ns=1, monotonic_ns=1)
+
+
+def test_a_writer_continued_after_the_last_line_writes_what_a_resumed_one_writes(
+    signer: Ed25519PrivateKey,
+) -> None:
+    log = _log(signer, events=6)  # checkpoint at 4, then seqs 5..7 unsigned
+    resumed: list[bytes] = []
+    followed: list[bytes] = []
+    last = log.rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n"
+    for writer in (
+        AuditWriter.resume(log, resumed.append, signer, checkpoint_every=4),
+        AuditWriter.after(last, followed.append, signer, since_checkpoint=3, checkpoint_every=4),
+    ):
+        writer.append(ACTOR, "dock.connect", {}, wall_ns=50, monotonic_ns=50)
+    # Ed25519 signatures are deterministic, so both writers produce the same bytes.
+    assert followed == resumed
+    assert len(followed) == 2  # the 4th record since the checkpoint brings the next one
+    assert verify_audit(log + b"".join(followed), [signer.public_key()]).ok
+
+
+def test_a_writer_cannot_continue_after_a_line_without_a_seq(signer: Ed25519PrivateKey) -> None:
+    with pytest.raises(FormatError, match="no valid seq"):
+        AuditWriter.after(b'{"seq":-1}\n', lambda _: None, signer, since_checkpoint=0)

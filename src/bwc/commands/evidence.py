@@ -8,15 +8,21 @@ from pathlib import Path
 
 from rich.console import Console
 
+from bwc.commands import evidence_report
+from bwc.commands.evidence_serve import load_store_settings, serve
+from bwc.commands.options import add_config_option
+from bwc.config import DEFAULT_EVIDENCE_DIR
 from bwc.errors import CliError
-from evidence.config import DEFAULT_PORT, EvidenceConfig
+from evidence.config import DEFAULT_PORT
 from evidence.errors import EvidenceError
 
-DEFAULT_DATA_DIR = Path("bwc-evidence")
+DEFAULT_DATA_DIR = DEFAULT_EVIDENCE_DIR
+MAX_WORKERS = 64
+CONFIG_HELP = "TOML configuration file; its [evidence] table configures the store"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("evidence", help="the reference evidence store: serve, purge")
+    parser = sub.add_parser("evidence", help="the reference evidence store: serve, purge, report")
     evidence_sub = parser.add_subparsers(dest="evidence_command", metavar="COMMAND", required=True)
     serve = evidence_sub.add_parser(
         "serve",
@@ -27,13 +33,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         '(devices/DEVICE_ID.pub.pem), and says where. Tokens: {"tokens": [{"name": '
         '"bay-1", "role": "dock", "token": "..."}]}; roles: dock (ingest), '
         "records (list and download evidence, categories, legal holds), supervisor "
-        "(categories, legal holds), auditor (read retention), admin (purge), officer.",
+        "(categories, legal holds), auditor (read retention), admin (purge), officer. "
+        "Settings come from the [evidence] table of --config FILE; the flags below win over it.",
     )
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port")
+    add_config_option(serve, CONFIG_HELP)
     serve.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR",
-        help=f"where the store keeps its data and keys (default: ./{DEFAULT_DATA_DIR})",
+        "--host", help="address to listen on (default: [evidence] host, else 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=_port, help=f"TCP port (default: [evidence] port, else {DEFAULT_PORT})"
+    )
+    serve.add_argument(
+        "--data-dir", type=Path, metavar="DIR",
+        help="where the store keeps its data and keys "
+        f"(default: [evidence] data_dir, else ./{DEFAULT_DATA_DIR})",
+    )  # fmt: skip
+    serve.add_argument(
+        "--workers", type=_workers, default=1, metavar="N",
+        help="API processes sharing the one store (default: 1); the scheduled purge runs in "
+        "the supervising process only",
     )  # fmt: skip
     serve.add_argument(
         "--purge-every", type=_hours, default=24.0, metavar="HOURS",
@@ -48,16 +66,26 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "active legal hold (segments, manifest and metadata), records a tombstone and an audit "
         "record for each, and lists what it purged. Run it daily, e.g. from cron.",
     )
+    add_config_option(purge, CONFIG_HELP)
     purge.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, metavar="DIR",
-        help=f"the store's data folder (default: ./{DEFAULT_DATA_DIR})",
+        "--data-dir", type=Path, metavar="DIR",
+        help=f"the store's data folder (default: [evidence] data_dir, else ./{DEFAULT_DATA_DIR})",
     )  # fmt: skip
     purge.set_defaults(handler=run_purge)
+    evidence_report.add_parser(evidence_sub, DEFAULT_DATA_DIR)
 
 
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0..65535)")
+    return int(text)
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of processes (1..{MAX_WORKERS})"
+        )
     return int(text)
 
 
@@ -72,48 +100,16 @@ def _hours(text: str) -> float:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    # Imported here so that other commands do not pay for loading the web stack.
-    import uvicorn
-
-    from evidence.api import create_app
-    from evidence.retention import PurgeSchedule, RetentionService
-    from evidence.store import bootstrap, load_tokens, open_service
-
-    cfg = EvidenceConfig(data_dir=args.data_dir, host=args.host, port=args.port)
-    console = Console(highlight=False, soft_wrap=True)
-    try:
-        done = bootstrap(cfg)
-        service = open_service(cfg)
-        app = create_app(service, load_tokens(cfg), max_body_bytes=cfg.max_body_bytes)
-    except EvidenceError as exc:
-        raise CliError(str(exc)) from exc
-    for what, path in done.created:
-        console.print(f"created {what}: {path}")
-    console.print(
-        f"enrol a camera by copying its public key to {cfg.devices_path}/DEVICE_ID.pub.pem"
-    )
-    console.print(f"bearer tokens: {cfg.tokens_path}")
-    schedule = None
-    if args.purge_every > 0:
-        schedule = PurgeSchedule(RetentionService.beside(service), args.purge_every * 3600)
-        console.print(f"purging expired evidence every {args.purge_every:g} h")
-    console.print(f"serving on http://{cfg.host}:{cfg.port}/v1/ (OpenAPI at /openapi.json)")
-    try:
-        if schedule is not None:
-            schedule.start()
-        uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info")
-    finally:
-        if schedule is not None:
-            schedule.stop()
-        service.metadata.close()
-    return 0
+    flags = {"data_dir": args.data_dir, "host": args.host, "port": args.port}
+    settings = load_store_settings(getattr(args, "config", None), flags)
+    return serve(settings, workers=args.workers, purge_every_h=args.purge_every)
 
 
 def run_purge(args: argparse.Namespace) -> int:
     from evidence.retention import RetentionService
     from evidence.store import open_service
 
-    cfg = EvidenceConfig(data_dir=args.data_dir)
+    cfg = load_store_settings(getattr(args, "config", None), {"data_dir": args.data_dir}).config
     console = Console(highlight=False, soft_wrap=True)
     if not cfg.database_path.is_file():
         raise CliError(
@@ -123,7 +119,8 @@ def run_purge(args: argparse.Namespace) -> int:
     try:
         service = open_service(cfg)
         try:
-            purged = RetentionService.beside(service).purge(f"admin:{_os_user()}")
+            retention = RetentionService.beside(service)
+            purged = retention.purge(f"admin:{_os_user()}")
         finally:
             service.metadata.close()
     except EvidenceError as exc:
@@ -131,6 +128,13 @@ def run_purge(args: argparse.Namespace) -> int:
     for t in purged:
         console.print(f"purged {t.evidence_id} (clip {t.clip_id}, {t.category}): {t.rule}")
     console.print(f"purged {len(purged)} clip(s); tombstones and audit records kept")
+    sweep = retention.last_sweep
+    if sweep is not None and sweep.failed:
+        # The purge itself succeeded: what is left are bytes no record points at any more.
+        console.print(
+            f"{len(sweep.failed)} blob(s) of purged clips could not be deleted yet (first: "
+            f"{sweep.failed[0].key}: {sweep.failed[0].reason}); the next purge retries them"
+        )
     return 0
 
 

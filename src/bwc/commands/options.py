@@ -6,12 +6,14 @@ import argparse
 from pathlib import Path
 
 
-def add_config_option(parser: argparse.ArgumentParser) -> None:
+def add_config_option(
+    parser: argparse.ArgumentParser,
+    help_text: str = "TOML configuration file (default: every port simulated)",
+) -> None:
     """``--config FILE`` after the subcommand too (``bwc hw check --config rig.toml``).
 
     SUPPRESS keeps a value given before the subcommand (``bwc --config rig.toml hw check``).
     """
     parser.add_argument(
-        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
-        help="TOML configuration file (default: every port simulated)",
-    )  # fmt: skip
+        "--config", type=Path, metavar="FILE", default=argparse.SUPPRESS, help=help_text
+    )

@@ -1,0 +1,53 @@
+"""The HTTP API of the evidence store (FastAPI), versioned under ``/v1/``.
+
+Bodies are raw bytes (a manifest, a segment file), read with a size limit before anything is
+parsed. Every error is ``{"error": "..."}`` with a 4xx status (5xx only for the store's own
+faults), never a traceback. The blocking service runs in the worker thread pool.
+
+One module per concern: :mod:`.models` (bodies), :mod:`.handlers` (errors), :mod:`.auth`
+(bearer tokens and roles), :mod:`.state` (what routes reach), and one router per area:
+:mod:`.uploads`, :mod:`.reads`, :mod:`.retention`, :mod:`.playback`, :mod:`.hls`.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from evidence.api import hls, reads, uploads
+from evidence.api import playback as playback_routes
+from evidence.api import retention as retention_routes
+from evidence.api.handlers import install_error_handlers
+from evidence.api.state import ApiState
+from evidence.ingest import IngestService
+from evidence.playback import PlaybackService
+from evidence.retention import RetentionService
+from evidence.tokens import TokenTable
+
+__all__ = ["ApiState", "create_app"]
+
+
+def create_app(
+    service: IngestService,
+    tokens: TokenTable,
+    *,
+    max_body_bytes: int,
+    retention: RetentionService | None = None,
+    playback: PlaybackService | None = None,
+) -> FastAPI:
+    """The API over ``service``; without ``playback``, playback answers 503 (no agency key)."""
+    app = FastAPI(
+        title="bwc evidence store",
+        version="1",
+        description="Verified ingest of sealed body-worn camera clips, with signed receipts.",
+    )
+    app.state.bwc = ApiState(
+        service,
+        retention or RetentionService.beside(service),
+        tokens,
+        max_body_bytes,
+        playback or PlaybackService.beside(service, None),
+    )
+    install_error_handlers(app)
+    for area in (uploads, reads, retention_routes, playback_routes, hls):
+        app.include_router(area.router)
+    return app

@@ -1,0 +1,46 @@
+"""Bearer authentication and role checks, as FastAPI dependencies (tokens in tokens.json)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from evidence.api.state import api_state
+from evidence.errors import Forbidden, Unauthenticated
+from evidence.tokens import Principal, Role
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthenticated("send 'Authorization: Bearer <token>' (tokens are in tokens.json)")
+    return api_state(request).tokens.authenticate(credentials.credentials)
+
+
+def role(*allowed: Role) -> Callable[[Principal], Principal]:
+    def check(who: Annotated[Principal, Depends(caller)]) -> Principal:
+        if who.role not in allowed:
+            needed = " or ".join(r.value for r in allowed)
+            raise Forbidden(f"a {who.role.value} token may not do this: it needs {needed}")
+        return who
+
+    return check
+
+
+DockCaller = Annotated[Principal, Depends(role(Role.DOCK))]
+RecordsCaller = Annotated[Principal, Depends(role(Role.RECORDS))]
+ReaderCaller = Annotated[Principal, Depends(role(Role.DOCK, Role.RECORDS))]
+CustodianCaller = Annotated[Principal, Depends(role(Role.RECORDS, Role.SUPERVISOR))]
+OverseerCaller = Annotated[
+    Principal, Depends(role(Role.RECORDS, Role.SUPERVISOR, Role.AUDITOR, Role.ADMIN))
+]
+AdminCaller = Annotated[Principal, Depends(role(Role.ADMIN))]
+# An officer passes here for playback of their own clips only: evidence.playback checks which.
+PlayerCaller = Annotated[Principal, Depends(role(Role.RECORDS, Role.SUPERVISOR, Role.OFFICER))]

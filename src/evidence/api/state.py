@@ -1,0 +1,60 @@
+"""What every route reaches through the app: the services, the token table and limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from evidence.errors import PayloadTooLarge
+from evidence.ingest import IngestService
+from evidence.playback import PlaybackService
+from evidence.retention import RetentionService
+from evidence.tokens import TokenTable
+
+
+@dataclass(frozen=True)
+class ApiState:
+    service: IngestService
+    retention: RetentionService
+    tokens: TokenTable
+    max_body_bytes: int
+    playback: PlaybackService
+
+
+def api_state(request: Request) -> ApiState:
+    state = request.app.state.bwc
+    assert isinstance(state, ApiState)  # create_app always sets it
+    return state
+
+
+def _service(request: Request) -> IngestService:
+    return api_state(request).service
+
+
+def _retention(request: Request) -> RetentionService:
+    return api_state(request).retention
+
+
+def _playback(request: Request) -> PlaybackService:
+    return api_state(request).playback
+
+
+Service = Annotated[IngestService, Depends(_service)]
+Retentions = Annotated[RetentionService, Depends(_retention)]
+Playbacks = Annotated[PlaybackService, Depends(_playback)]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed ``limit``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {declared} bytes, more than the {limit} allowed")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is more than the {limit} bytes allowed")
+        chunks.append(chunk)
+    return b"".join(chunks)
