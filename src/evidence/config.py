@@ -155,6 +155,14 @@ class EvidenceConfig(BaseModel):
         return self.devices_dir or self.data_dir / "devices"
 
     @property
+    def has_local_store(self) -> bool:
+        """False when the data folder holds no store yet, so a typo'd --data-dir is caught.
+
+        With PostgreSQL the metadata is elsewhere; opening it tells whether it is there.
+        """
+        return self.database_url is not None or self.database_path.is_file()
+
+    @property
     def database_path(self) -> Path:
         return self.data_dir / "metadata.sqlite3"
 

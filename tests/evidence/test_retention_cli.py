@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from bwc.cli import main
 from evidence.config import NS_PER_DAY, EvidenceConfig
 from evidence.retention import RetentionService
-from evidence.store import open_service
+from evidence.store import bootstrap, open_service
 from tests.evidence.test_retention import SUPERVISOR, ManualClock, audit_records, store_clip
 
 
@@ -51,3 +51,18 @@ def test_the_purge_command_on_a_folder_without_a_store_is_one_clear_error(
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("bwc: error: no evidence store in")
+
+
+def test_the_purge_command_runs_on_a_postgresql_store_whose_data_folder_has_no_database_file(
+    tmp_path: Path, pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir = tmp_path / "store"
+    (tmp_path / "bwc.toml").write_text(
+        f'[evidence]\ndata_dir = "{data_dir}"\ndatabase_url = "{pg_url}"\n'
+    )
+    bootstrap(EvidenceConfig(data_dir=data_dir, database_url=pg_url))
+
+    code = main(["evidence", "purge", "--config", str(tmp_path / "bwc.toml")])
+    assert code == 0, capsys.readouterr().err
+    assert "purged 0 clip(s)" in capsys.readouterr().out
+    assert not (data_dir / "metadata.sqlite3").exists()

@@ -111,7 +111,7 @@ def run_purge(args: argparse.Namespace) -> int:
 
     cfg = load_store_settings(getattr(args, "config", None), {"data_dir": args.data_dir}).config
     console = Console(highlight=False, soft_wrap=True)
-    if not cfg.database_path.is_file():
+    if not cfg.has_local_store:
         raise CliError(
             f"no evidence store in {cfg.data_dir}: "
             "pass the --data-dir that 'bwc evidence serve' uses"

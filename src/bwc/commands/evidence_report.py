@@ -55,7 +55,7 @@ def run_report(args: argparse.Namespace) -> int:
     year = _year(args.year)
     settings = load_store_settings(getattr(args, "config", None), {"data_dir": args.data_dir})
     cfg = settings.config
-    if not cfg.database_path.is_file():
+    if not cfg.has_local_store:
         raise CliError(
             f"no evidence store in {cfg.data_dir}: pass the --data-dir that 'bwc evidence serve' "
             "uses"
