@@ -9,11 +9,15 @@ Every record is appended and fsynced before ``append`` returns; a signed checkpo
 
 The Storage port has no truncate, so dropping bytes rewrites the kept prefix under a temporary
 name and renames it over the log (``write_durable``): a cut leaves the old or the new file.
+
+The firmware thread and the offload API's thread both append (state changes, ``clip.erased``):
+one lock serialises every append, checkpoint and read, so records never interleave.
 """
 
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +55,7 @@ class DeviceAuditLog:
         self._named = False  # the log's name is durable in its folder
         self._failed_write: str | None = None  # why the last append failed, until repaired
         self._closed = False
+        self._lock = threading.RLock()
         try:
             notes = self._open()
         except OSError as exc:
@@ -70,32 +75,43 @@ class DeviceAuditLog:
 
     def append(self, event: str, data: dict[str, Any], *, actor: str | None = None) -> int:
         """Record one event durably; returns its seq. Raises AuditWriteError if it cannot."""
-        self._check_open()
-        self._repair()
-        mono, wall = self._clock.monotonic_ns(), self._clock.wall_ns()
-        return self._guard(
-            lambda: self._writer.append(
-                actor or self._actor, event, data, wall_ns=wall, monotonic_ns=mono
+        with self._lock:
+            self._check_open()
+            self._repair()
+            mono, wall = self._clock.monotonic_ns(), self._clock.wall_ns()
+            return self._guard(
+                lambda: self._writer.append(
+                    actor or self._actor, event, data, wall_ns=wall, monotonic_ns=mono
+                )
             )
-        )
 
     def checkpoint(self) -> int:
         """Sign everything so far (before shutdown, before offload)."""
-        self._check_open()
-        self._repair()
-        mono, wall = self._clock.monotonic_ns(), self._clock.wall_ns()
-        return self._guard(
-            lambda: self._writer.checkpoint(actor=self._actor, wall_ns=wall, monotonic_ns=mono)
-        )
+        with self._lock:
+            self._check_open()
+            self._repair()
+            mono, wall = self._clock.monotonic_ns(), self._clock.wall_ns()
+            return self._guard(
+                lambda: self._writer.checkpoint(actor=self._actor, wall_ns=wall, monotonic_ns=mono)
+            )
 
     def close(self) -> None:
         """Sign a final checkpoint; the log is closed even if that fails."""
-        if self._closed:
-            return
-        try:
-            self.checkpoint()
-        finally:
-            self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self.checkpoint()
+            finally:
+                self._closed = True
+
+    def read(self) -> bytes:
+        """The log's durable records, never a line another thread is still writing."""
+        with self._lock:
+            try:
+                return self._storage.read_bytes(self._path)[: self._good_size]
+            except OSError as exc:
+                raise self._error(exc) from exc
 
     # Opening and resuming.
 

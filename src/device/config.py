@@ -41,3 +41,8 @@ class DeviceConfig(BaseModel):
     peer_beacon_s: float = Field(default=30.0, ge=0, le=600)
     #: one accepted trigger per source within this time; bursts are counted, not acted on
     trigger_debounce_s: float = Field(default=2.0, ge=0, le=60)
+    #: where the offload API listens while docked: loopback in sim; on a real camera the USB
+    #: link's "fe80::1%usb0" (docs/formats/offload.md)
+    offload_host: str = "127.0.0.1"
+    #: its TCP port; 0 picks a free one at the first dock and keeps it until the firmware stops
+    offload_port: int = Field(default=8080, ge=0, le=65535)

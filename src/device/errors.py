@@ -29,3 +29,53 @@ class AuditWriteError(FirmwareError):
 
 class MediaError(FirmwareError):
     """Encoded audio or video could not be encoded, cut or muxed; the message says why."""
+
+
+class OffloadError(FirmwareError):
+    """A request the offload API refuses; ``status`` is its HTTP status (see offload.md)."""
+
+    status = 400
+
+
+class OffloadBadRequest(OffloadError):
+    """A path id, header or body that does not follow the offload contract."""
+
+
+class OffloadUnauthorized(OffloadError):
+    """No bearer token, or one this camera did not issue in the current docking session."""
+
+    status = 401
+
+
+class OffloadForbidden(OffloadError):
+    """A session request whose dock key, nonce or signature this camera does not accept."""
+
+    status = 403
+
+
+class OffloadNotFound(OffloadError):
+    """No sealed clip, segment or record of that name on this camera."""
+
+    status = 404
+
+
+class OffloadConflict(OffloadError):
+    """The camera cannot do this now: not docked, or no store key provisioned."""
+
+    status = 409
+
+
+class OffloadRangeError(OffloadError):
+    """A Range outside the file; ``size`` goes into ``Content-Range: bytes */size``."""
+
+    status = 416
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class OffloadRejected(OffloadError):
+    """A body that parsed but does not verify (receipt) or validate (registry, key)."""
+
+    status = 422

@@ -11,7 +11,7 @@ import queue
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -44,7 +44,7 @@ from device.media import AudioEncoder
 from device.recorder import DeviceKeys, Recorder, StartRequest
 from device.recovery import RecoveryReport, recover_clips
 from device.ring import PreEventRing
-from hw.ports.battery import BatteryGauge
+from hw.ports.battery import BatteryGauge, BatteryReading
 from hw.ports.camera import Camera
 from hw.ports.clock import Clock
 from hw.ports.gnss import Gnss
@@ -72,6 +72,14 @@ class DevicePorts:
     storage: Storage
     microphone: Microphone | None = None
     gnss: Gnss | None = None
+
+
+class DockListener(Protocol):
+    """Told when the camera enters or leaves the dock (the offload API); must return at once."""
+
+    def set_docked(self, docked: bool) -> None: ...
+
+    def describe(self) -> dict[str, object]: ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,8 @@ class Firmware:
         self._muted = False
         self.recorder: Recorder | None = None
         self.ble: BleLink | None = None  #: triggers and the peer beacon, when the camera has BLE
+        self.dock_listener: DockListener | None = None  #: the offload API, served while docked
+        self.battery_reading: BatteryReading | None = None  #: the latest, for the dock's status
         self.sealed: list[str] = []  #: clip ids sealed since boot, oldest first
         self.audit: DeviceAuditLog | None = None
         self.time_sync_offset_ns = 0
@@ -237,7 +247,7 @@ class Firmware:
             self._handle(StorageInput(storage, free, now))
         if now >= self._next_battery_ns:
             self._next_battery_ns = now + BATTERY_EVERY_NS
-            reading = self.ports.battery.read()
+            reading = self.battery_reading = self.ports.battery.read()
             battery: Literal["ok", "low", "critical"] = (
                 "critical" if reading.percent <= self.config.battery_critical_percent
                 else "low" if reading.percent <= self.config.battery_low_percent
@@ -269,12 +279,16 @@ class Firmware:
         try:
             while self._pending:
                 event = self._pending.popleft()
+                was_docked = self.controller.state is State.DOCKED
                 for action in self.controller.handle(event):
                     self._do(action, event.at_ns)
                 if self.recorder is not None and self.controller.state not in _MAY_RECORD:
                     # a post-event tail ends at once when the camera docks or faults, as a clip
                     # being recorded does
                     self._finish_clip(event.at_ns)
+                docked = self.controller.state is State.DOCKED
+                if docked != was_docked and self.dock_listener is not None:
+                    self.dock_listener.set_docked(docked)  # after the open clip is sealed
         finally:
             self._handling = False
 
@@ -400,7 +414,8 @@ class Firmware:
             "ignored": {f"{s}/{k}": n for (s, k), n in c.ignored.items()},
             "feedback": self.feedback.shown[-10:],
             "triggers": self.ble.engine.stats() if self.ble is not None else None,
+            "offload": self.dock_listener.describe() if self.dock_listener is not None else None,
         }
 
 
-__all__ = ["DeviceKeys", "DevicePorts", "Firmware", "trigger_reason"]
+__all__ = ["DeviceKeys", "DevicePorts", "DockListener", "Firmware", "trigger_reason"]

@@ -32,6 +32,7 @@ from hw.config import HwConfig
 
 if TYPE_CHECKING:
     from device.firmware import DevicePorts, Firmware
+    from device.offload import OffloadServer
     from hw.sim.battery import SimBattery
     from hw.sim.ble import SimRadio
     from hw.sim.io import SimOfficerIo
@@ -86,10 +87,16 @@ def run_device(args: argparse.Namespace) -> int:
     rig = open_rig(config.hw)
     from device.control import ControlServer, SimControls
     from device.firmware import Firmware
+    from device.offload import attach_offload, load_officer
 
-    firmware = Firmware(config.device, rig.ports, keys)
+    officer = load_officer(rig.ports.storage)  # assigned by a dock since the config was written
+    device_cfg = (
+        config.device.model_copy(update={"officer_id": officer}) if officer else config.device
+    )
+    firmware = Firmware(device_cfg, rig.ports, keys)
     attach_radio(firmware, config, rig, create=args.sim, console=console)
     report = firmware.boot()
+    offload = attach_offload(firmware, keys.identity)
     if report.recovered or report.dropped or report.unrecovered:
         console.print(
             f"recovered {len(report.recovered)} clip(s) at boot; dropped {len(report.dropped)} "
@@ -104,8 +111,9 @@ def run_device(args: argparse.Namespace) -> int:
     console.print(f"camera {config.device.serial} running; control socket {args.control}")
     stop = _stop_on_signals()
     try:
-        _loop(firmware, stop, args.seconds)
+        _loop(firmware, stop, args.seconds, offload, console)
     finally:
+        offload.close()  # first: its requests append to the audit log the firmware closes
         firmware.close()
         control.close()
         rig.ports.io.close()
@@ -114,11 +122,22 @@ def run_device(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loop(firmware: Firmware, stop: threading.Event, seconds: float | None) -> None:
+def _loop(
+    firmware: Firmware,
+    stop: threading.Event,
+    seconds: float | None,
+    offload: OffloadServer,
+    console: Console,
+) -> None:
     clock = firmware.ports.clock
     until = None if seconds is None else clock.monotonic_ns() + round(seconds * 1e9)
+    shown: str | None = None
     while firmware.running and not stop.is_set():
         firmware.step()
+        url = offload.url  # the server starts in its own thread: say so once it listens
+        if url != shown:
+            console.print(f"docked: offload API at {url}" if url else "offload API stopped")
+            shown = url
         if until is not None and clock.monotonic_ns() >= until:
             break
 
