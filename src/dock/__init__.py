@@ -1,4 +1,5 @@
 """Dock sync agent: recognises docked cameras over USB, offloads, verifies, uploads, erases.
 
-Not built yet (its issue is open); `bwc dock ...` says so and exits 2.
+``bwc dock run`` runs it: :class:`dock.runner.DockAgent` ties the bay monitor, link resolution,
+camera sessions and the offload pipeline together, one worker thread per docked bay.
 """

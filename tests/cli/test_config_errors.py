@@ -98,8 +98,10 @@ def test_commented_example_config_is_valid() -> None:
     assert len(config.hw.usb.cameras) == 2
 
 
-@pytest.mark.parametrize("command", ["dock"])
-def test_commands_not_built_yet_say_so_and_exit_2(bwc: Callable[..., Run], command: str) -> None:
-    run = bwc(command)
+@pytest.mark.parametrize("command", [["dock", "status"], ["dock", "assign"], ["dock", "retry"]])
+def test_commands_not_built_yet_say_so_and_exit_2(
+    bwc: Callable[..., Run], command: list[str]
+) -> None:
+    run = bwc(*command)
     assert run.code == 2
     assert "not built yet" in single_error_line(run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bwc.commands import demo, device, evidence, hw, keys, pending, trigger, verify
+from bwc.commands import demo, device, dock, evidence, hw, keys, pending, trigger, verify
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -17,5 +17,6 @@ COMMANDS: list[Register] = [
     verify.register,
     trigger.register,
     evidence.register,
+    dock.register,
     pending.register,
 ]
