@@ -10,7 +10,6 @@ import argparse
 from bwc.commands.options import add_config_option
 from bwc.commands.pending import add_pending
 from bwc.config import load_config
-from bwc.dock_process import run_dock_process
 
 PENDING = {
     "status": "show every bay, camera and clip",
@@ -43,4 +42,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run_dock(args: argparse.Namespace) -> int:
+    # Imported here: the dock's HTTP and USB stack costs every other command ~0.1 s to load.
+    from bwc.dock_process import run_dock_process
+
     return run_dock_process(load_config(args.config), sim=args.sim)
