@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 DEFAULT_PORT = 8440
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # a manifest is at most 32 MiB, a segment ~1 s
 NS_PER_DAY = 86_400 * 10**9
 
-#: Retention periods in days by category; None keeps the evidence until someone deletes it.
+#: Retention periods in days by category; None keeps the evidence until someone deletes it
+#: (TOML has no null: a config file writes "indefinite").
 #: "routine" (the category every clip gets at ingest) follows the seed policy's 14 days: purged
 #: automatically unless it is re-categorised or a legal hold ties it to an investigation.
 DEFAULT_RETENTION_DAYS: dict[str, int | None] = {
@@ -23,6 +24,7 @@ DEFAULT_RETENTION_DAYS: dict[str, int | None] = {
     "homicide": None,
 }
 DEFAULT_CATEGORY = "routine"
+INDEFINITE = "indefinite"  # the period of a category kept until someone deletes it, in TOML
 CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,63}$"
 
 
@@ -38,13 +40,22 @@ class RetentionPolicy(BaseModel):
     days: dict[str, int | None] = Field(default_factory=lambda: dict(DEFAULT_RETENTION_DAYS))
     default_category: str = DEFAULT_CATEGORY
 
+    @field_validator("days", mode="before")
+    @classmethod
+    def _indefinite_is_none(cls, days: object) -> object:
+        if isinstance(days, dict):
+            return {name: None if p == INDEFINITE else p for name, p in days.items()}
+        return days
+
     @model_validator(mode="after")
     def _check(self) -> RetentionPolicy:
         for name, period in self.days.items():
             if not re.fullmatch(CATEGORY_PATTERN, name):
                 raise ValueError(f"category {name!r}: use lower-case letters, digits and '-'")
             if period is not None and period < 1:
-                raise ValueError(f"category {name!r}: the period must be at least 1 day or null")
+                raise ValueError(
+                    f"category {name!r}: the period must be at least 1 day, or {INDEFINITE!r}"
+                )
         if self.default_category not in self.days:
             raise ValueError(f"default category {self.default_category!r} is not in days")
         return self

@@ -2,11 +2,13 @@
 
 Each put writes a temporary file, fsyncs it, renames it into place and fsyncs the folder, so a
 crash leaves either the whole blob or none; the SHA-256 is checked before anything is written.
+A clip's blobs share one folder, named by its manifest SHA-256, which goes with its last blob.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -35,10 +37,9 @@ class FolderBlobStore:
         if hashlib.sha256(data).hexdigest() != sha256:
             raise VerificationFailed(f"{key}: the data does not match its sha256; send it again")
         path = self._path(key)
-        path.parent.mkdir(exist_ok=True)
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = _create(tmp)
             try:
                 view = memoryview(data)
                 while view:
@@ -64,13 +65,18 @@ class FolderBlobStore:
 
     def delete(self, key: str) -> None:
         path = self._path(key)
-        if path.exists():
-            path.unlink()
-            _fsync_folder(path.parent)
+        try:
+            with contextlib.suppress(FileNotFoundError):  # gone already: another delete was first
+                path.unlink()
+                _fsync_folder(path.parent)
+            _remove_if_empty(path.parent)
+        except OSError as exc:
+            raise StoreSetupError(f"cannot delete {path}: {exc.strerror}; check the disk") from exc
 
     def manifests(self) -> list[str]:
-        # A clip's folder outlives its blobs (delete leaves it, a crash leaves temporary files):
-        # only folders that still hold a blob name a stored clip.
+        # A clip's folder can outlive its blobs (a crash leaves temporary files, and stores
+        # written before delete removed empty folders kept them): only folders that still hold a
+        # blob name a stored clip.
         return sorted(
             p.name
             for p in self.root.iterdir()
@@ -85,6 +91,36 @@ class FolderBlobStore:
             return []
         found = (f"{manifest_sha256}/{p.name}" for p in folder.iterdir())
         return sorted(k for k in found if BLOB_KEY_RE.fullmatch(k))
+
+
+def _create(tmp: Path) -> int:
+    """Create the temporary file, and its clip folder when there is none.
+
+    A delete of the clip's last blob removes the folder, and may do so between the mkdir and the
+    open; the folder is then made again. It cannot go once the file is in it.
+    """
+    attempts = 3
+    while True:
+        tmp.parent.mkdir(exist_ok=True)
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        except FileNotFoundError:
+            attempts -= 1
+            if attempts == 0:
+                raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Remove a clip folder whose last blob went, durably; one that holds any file stays."""
+    try:
+        folder.rmdir()
+    except FileNotFoundError:  # another delete removed it first
+        return
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):  # a blob, or a put under way
+            return
+        raise
+    _fsync_folder(folder.parent)
 
 
 def _fsync_folder(folder: Path) -> None:

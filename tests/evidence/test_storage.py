@@ -39,3 +39,46 @@ def test_the_folder_lists_no_temporary_files(blobs: FolderBlobStore) -> None:
     (blobs.root / OTHER / ".seg-000000.bwcs.0c0d.tmp").write_bytes(b"partial")
     assert blobs.manifests() == [SHA]
     assert blobs.keys(SHA) == [KEY]
+
+
+def put(blobs: FolderBlobStore, key: str, data: bytes = b"blob") -> None:
+    blobs.put(key, data, hashlib.sha256(data).hexdigest())
+
+
+def test_deleting_the_last_blob_of_a_clip_removes_its_folder(blobs: FolderBlobStore) -> None:
+    put(blobs, KEY)
+    put(blobs, f"{SHA}/manifest.jsonl")
+    put(blobs, f"{OTHER}/manifest.jsonl")
+    blobs.delete(KEY)
+    blobs.delete(f"{SHA}/manifest.jsonl")
+    assert sorted(p.name for p in blobs.root.iterdir()) == [OTHER]
+
+
+def test_deleting_one_of_a_clips_blobs_keeps_its_folder(blobs: FolderBlobStore) -> None:
+    put(blobs, KEY)
+    put(blobs, f"{SHA}/manifest.jsonl")
+    blobs.delete(KEY)
+    assert blobs.keys(SHA) == [f"{SHA}/manifest.jsonl"]
+
+
+def test_a_put_under_way_keeps_the_clip_folder(blobs: FolderBlobStore) -> None:
+    put(blobs, KEY)
+    partial = blobs.root / SHA / ".seg-000001.bwcs.0a0b.tmp"
+    partial.write_bytes(b"partial")
+    blobs.delete(KEY)
+    assert partial.read_bytes() == b"partial"
+
+
+def test_deleting_a_missing_blob_changes_nothing(blobs: FolderBlobStore) -> None:
+    put(blobs, KEY)
+    blobs.delete(f"{SHA}/seg-000001.bwcs")
+    blobs.delete(f"{OTHER}/manifest.jsonl")
+    assert blobs.keys(SHA) == [KEY]
+    assert sorted(p.name for p in blobs.root.iterdir()) == [SHA]
+
+
+def test_a_clip_whose_folder_went_is_stored_again(blobs: FolderBlobStore) -> None:
+    put(blobs, KEY)
+    blobs.delete(KEY)
+    put(blobs, KEY, b"again")
+    assert blobs.get(KEY) == b"again"

@@ -1,0 +1,375 @@
+"""``SqlMetadataStore``: the MetadataStore methods the SQLite and PostgreSQL backends share.
+
+The column lists and the SQL are written here once, with qmark placeholders (``?``): sqlite3 takes
+them as they are and the PostgreSQL backend turns them into psycopg's ``%s``. A backend subclass
+keeps what truly differs: its schema, how it connects and runs a transaction, how it orders a
+check with the write it guards (SQLite's BEGIN IMMEDIATE already holds the database's one write
+lock; PostgreSQL locks a manifest, an evidence row or the audit table), and which library error
+means a broken UNIQUE constraint.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Protocol
+
+from evidence.errors import Conflict, StoreSetupError
+from evidence.storage import (
+    AuditBuild,
+    AuditTail,
+    Evidence,
+    ExpectedSegment,
+    Hold,
+    Retention,
+    Tombstone,
+    Upload,
+)
+
+UPLOAD_COLUMNS = (
+    "id, manifest_sha256, clip_id, device_id, segment_count, created_by, created_at_ns, evidence_id"
+)
+EVIDENCE_COLUMNS = (
+    "id, manifest_sha256, clip_id, device_id, officer_id, segment_count, byte_count, stored_at_ns"
+)
+RETENTION_COLUMNS = "evidence_id, category, expires_at_ns, set_by, set_at_ns"
+HOLD_COLUMNS = (
+    "id, evidence_id, case_number, reason, placed_by, placed_at_ns, released_by, "
+    "released_at_ns, release_reason"
+)
+TOMBSTONE_COLUMNS = (
+    "evidence_id, manifest_sha256, clip_id, device_id, officer_id, stored_at_ns, category, "
+    "expires_at_ns, rule, purged_by, purged_at_ns"
+)
+_EVIDENCE_COLUMNS_OF_E = ", ".join(f"e.{c.strip()}" for c in EVIDENCE_COLUMNS.split(","))
+# Expired and not held: the one condition purge selects by and re-checks before deleting.
+_PURGEABLE = (
+    "r.expires_at_ns IS NOT NULL AND r.expires_at_ns <= ? AND NOT EXISTS "
+    "(SELECT 1 FROM holds h WHERE h.evidence_id = r.evidence_id AND h.released_at_ns IS NULL)"
+)
+_SEGMENT = "FROM upload_segments WHERE upload_id = ? AND idx = ?"
+
+
+class Rows(Protocol):
+    """What a statement returns: sqlite3's and psycopg's cursors both fit."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+class Transaction(Protocol):
+    """A connection inside one transaction, taking qmark placeholders."""
+
+    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Rows: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> object: ...
+
+
+class SqlMetadataStore(ABC):
+    """Every MetadataStore method, over the transactions and locks a backend provides."""
+
+    #: the library's exception for a broken UNIQUE or foreign-key constraint
+    _integrity_error: ClassVar[type[Exception]]
+    #: the newest checkpoint's seq, worded as the backend's partial index on checkpoints is
+    _last_checkpoint: ClassVar[str]
+
+    @abstractmethod
+    def _tx(self) -> AbstractContextManager[Transaction]:
+        """One write transaction, committed when the block ends and rolled back if it raises."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Transaction]:
+        """A connection for one read."""
+
+    @abstractmethod
+    def _lock_manifest(self, tx: Transaction, manifest_sha256: str) -> None:
+        """Serialise creating an upload and purging for one manifest, until ``tx`` ends."""
+
+    @abstractmethod
+    def _lock_evidence(self, tx: Transaction, evidence_id: str, *, for_update: bool) -> bool:
+        """Keep the evidence row as it is until ``tx`` ends; False when it no longer exists.
+
+        ``for_update`` (purge) also waits for, and then blocks, holds and retention changes.
+        """
+
+    @abstractmethod
+    def _lock_audit(self, tx: Transaction) -> None:
+        """Keep every other writer from appending to the audit log until ``tx`` ends."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _one(self, sql: str, *params: Any) -> tuple[Any, ...] | None:
+        with self._read() as tx:
+            return tx.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        with self._read() as tx:
+            return tx.execute(sql, params).fetchall()
+
+    def add_upload(self, upload: Upload, segments: Sequence[ExpectedSegment]) -> Upload:
+        u = upload
+        with self._tx() as tx:
+            self._lock_manifest(tx, u.manifest_sha256)
+            if tx.execute(
+                "SELECT 1 FROM tombstones WHERE manifest_sha256 = ?", (u.manifest_sha256,)
+            ).fetchone():
+                raise Conflict(
+                    f"the evidence of manifest {u.manifest_sha256} was purged at the end of "
+                    "its retention: delete the clip from the dock"
+                )
+            inserted = tx.execute(
+                f"INSERT INTO uploads ({UPLOAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (manifest_sha256) DO NOTHING",
+                (
+                    u.id, u.manifest_sha256, u.clip_id, u.device_id, u.segment_count,
+                    u.created_by, u.created_at_ns, u.evidence_id,
+                ),
+            ).rowcount  # fmt: skip
+            if not inserted:  # another request opened the manifest's upload first
+                row = tx.execute(
+                    f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE manifest_sha256 = ?",
+                    (u.manifest_sha256,),
+                ).fetchone()
+                return Upload(*_present(row))
+            tx.executemany(
+                "INSERT INTO upload_segments (upload_id, idx, size, cipher_sha256) "
+                "VALUES (?, ?, ?, ?)",
+                [(u.id, s.index, s.size, s.cipher_sha256) for s in segments],
+            )
+        return upload
+
+    def upload(self, upload_id: str) -> Upload | None:
+        row = self._one(f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ?", upload_id)
+        return None if row is None else Upload(*row)
+
+    def upload_for_manifest(self, manifest_sha256: str) -> Upload | None:
+        row = self._one(
+            f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE manifest_sha256 = ?", manifest_sha256
+        )
+        return None if row is None else Upload(*row)
+
+    def expected_segments(self, upload_id: str) -> list[ExpectedSegment]:
+        rows = self._all(
+            "SELECT idx, size, cipher_sha256 FROM upload_segments WHERE upload_id = ? ORDER BY idx",
+            upload_id,
+        )
+        return [ExpectedSegment(*row) for row in rows]
+
+    def expected_segment(self, upload_id: str, index: int) -> ExpectedSegment | None:
+        row = self._one(f"SELECT idx, size, cipher_sha256 {_SEGMENT}", upload_id, index)
+        return None if row is None else ExpectedSegment(*row)
+
+    def is_acknowledged(self, upload_id: str, index: int) -> bool:
+        row = self._one(f"SELECT acknowledged {_SEGMENT}", upload_id, index)
+        return row is not None and bool(row[0])
+
+    # TRUE is 1 to SQLite (an INTEGER flag) and true to PostgreSQL (a BOOLEAN).
+    def acknowledge(self, upload_id: str, index: int) -> None:
+        with self._tx() as tx:
+            tx.execute(
+                "UPDATE upload_segments SET acknowledged = TRUE WHERE upload_id = ? AND idx = ?",
+                (upload_id, index),
+            )
+
+    def acknowledged(self, upload_id: str) -> list[int]:
+        rows = self._all(
+            "SELECT idx FROM upload_segments WHERE upload_id = ? AND acknowledged = TRUE "
+            "ORDER BY idx",
+            upload_id,
+        )
+        return [row[0] for row in rows]
+
+    def add_evidence(
+        self,
+        evidence: Evidence,
+        receipt: bytes,
+        upload_id: str,
+        retention: Retention | None = None,
+    ) -> None:
+        e = evidence
+        try:
+            with self._tx() as tx:
+                tx.execute(
+                    f"INSERT INTO evidence ({EVIDENCE_COLUMNS}, receipt) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        e.id, e.manifest_sha256, e.clip_id, e.device_id, e.officer_id,
+                        e.segment_count, e.byte_count, e.stored_at_ns, receipt,
+                    ),
+                )  # fmt: skip
+                tx.execute("UPDATE uploads SET evidence_id = ? WHERE id = ?", (e.id, upload_id))
+                if retention is not None:
+                    _upsert_retention(tx, retention)
+        except self._integrity_error as exc:  # a duplicate, or a dangling row
+            raise Conflict(
+                f"evidence for manifest {e.manifest_sha256} is already stored: "
+                "fetch its receipt instead of storing it again"
+            ) from exc
+
+    def finish_upload(self, upload_id: str, evidence_id: str) -> None:
+        with self._tx() as tx:
+            tx.execute("UPDATE uploads SET evidence_id = ? WHERE id = ?", (evidence_id, upload_id))
+
+    def evidence(self, evidence_id: str) -> Evidence | None:
+        row = self._one(f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE id = ?", evidence_id)
+        return None if row is None else Evidence(*row)
+
+    def evidence_for_manifest(self, manifest_sha256: str) -> Evidence | None:
+        row = self._one(
+            f"SELECT {EVIDENCE_COLUMNS} FROM evidence WHERE manifest_sha256 = ?", manifest_sha256
+        )
+        return None if row is None else Evidence(*row)
+
+    def list_evidence(self, *, limit: int, offset: int) -> list[Evidence]:
+        rows = self._all(
+            f"SELECT {EVIDENCE_COLUMNS} FROM evidence ORDER BY stored_at_ns, id LIMIT ? OFFSET ?",
+            limit,
+            offset,
+        )
+        return [Evidence(*row) for row in rows]
+
+    def receipt(self, evidence_id: str) -> bytes | None:
+        row = self._one("SELECT receipt FROM evidence WHERE id = ?", evidence_id)
+        return None if row is None else bytes(row[0])
+
+    def retention(self, evidence_id: str) -> Retention | None:
+        row = self._one(
+            f"SELECT {RETENTION_COLUMNS} FROM retention WHERE evidence_id = ?", evidence_id
+        )
+        return None if row is None else Retention(*row)
+
+    # Both check inside the transaction that the evidence still exists: a purge may have run
+    # between the caller's look-up and this write.
+    def set_retention(self, retention: Retention) -> bool:
+        with self._tx() as tx:
+            if not self._lock_evidence(tx, retention.evidence_id, for_update=False):
+                return False
+            _upsert_retention(tx, retention)
+        return True
+
+    def add_hold(self, hold: Hold) -> bool:
+        h = hold
+        with self._tx() as tx:
+            if not self._lock_evidence(tx, h.evidence_id, for_update=False):
+                return False
+            tx.execute(
+                f"INSERT INTO holds ({HOLD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    h.id, h.evidence_id, h.case_number, h.reason, h.placed_by, h.placed_at_ns,
+                    h.released_by, h.released_at_ns, h.release_reason,
+                ),
+            )  # fmt: skip
+        return True
+
+    def holds(self, evidence_id: str) -> list[Hold]:
+        rows = self._all(
+            f"SELECT {HOLD_COLUMNS} FROM holds WHERE evidence_id = ? ORDER BY placed_at_ns, id",
+            evidence_id,
+        )
+        return [Hold(*row) for row in rows]
+
+    def release_hold(self, hold_id: str, *, by: str, at_ns: int, reason: str) -> bool:
+        with self._tx() as tx:
+            changed = tx.execute(
+                "UPDATE holds SET released_by = ?, released_at_ns = ?, release_reason = ? "
+                "WHERE id = ? AND released_at_ns IS NULL",
+                (by, at_ns, reason, hold_id),
+            ).rowcount
+        return changed == 1
+
+    def expired(self, now_ns: int, *, limit: int) -> list[Evidence]:
+        rows = self._all(
+            f"SELECT {_EVIDENCE_COLUMNS_OF_E} FROM evidence e "
+            f"JOIN retention r ON r.evidence_id = e.id "
+            f"WHERE {_PURGEABLE} ORDER BY r.expires_at_ns, e.id LIMIT ?",
+            now_ns,
+            limit,
+        )
+        return [Evidence(*row) for row in rows]
+
+    def purge_evidence(self, tombstone: Tombstone) -> bool:
+        t = tombstone
+        with self._tx() as tx:
+            self._lock_manifest(tx, t.manifest_sha256)
+            # The evidence row's lock orders this against a hold or retention change.
+            if not self._lock_evidence(tx, t.evidence_id, for_update=True):
+                return False
+            still = tx.execute(
+                f"SELECT 1 FROM retention r WHERE r.evidence_id = ? AND {_PURGEABLE}",
+                (t.evidence_id, t.purged_at_ns),
+            ).fetchone()
+            if still is None:
+                return False
+            tx.execute(
+                f"INSERT INTO tombstones ({TOMBSTONE_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    t.evidence_id, t.manifest_sha256, t.clip_id, t.device_id, t.officer_id,
+                    t.stored_at_ns, t.category, t.expires_at_ns, t.rule, t.purged_by,
+                    t.purged_at_ns,
+                ),
+            )  # fmt: skip
+            uploads = "SELECT id FROM uploads WHERE manifest_sha256 = ?"
+            tx.execute(
+                f"DELETE FROM upload_segments WHERE upload_id IN ({uploads})", (t.manifest_sha256,)
+            )
+            tx.execute("DELETE FROM uploads WHERE manifest_sha256 = ?", (t.manifest_sha256,))
+            tx.execute("DELETE FROM retention WHERE evidence_id = ?", (t.evidence_id,))
+            tx.execute("DELETE FROM evidence WHERE id = ?", (t.evidence_id,))
+        return True
+
+    def tombstones(self, *, limit: int, offset: int) -> list[Tombstone]:
+        rows = self._all(
+            f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones "
+            "ORDER BY purged_at_ns, evidence_id LIMIT ? OFFSET ?",
+            limit,
+            offset,
+        )
+        return [Tombstone(*row) for row in rows]
+
+    def tombstone_for_manifest(self, manifest_sha256: str) -> Tombstone | None:
+        row = self._one(
+            f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE manifest_sha256 = ?",
+            manifest_sha256,
+        )
+        return None if row is None else Tombstone(*row)
+
+    def append_audit(self, build: AuditBuild) -> None:
+        with self._tx() as tx:
+            self._lock_audit(tx)
+            last = tx.execute("SELECT seq, line FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            tail = None
+            if last is not None:
+                (signed,) = _present(tx.execute(self._last_checkpoint).fetchone())
+                since = last[0] - (-1 if signed is None else signed)
+                tail = AuditTail(last[0], bytes(last[1]), since)
+            first = 0 if tail is None else tail.seq + 1
+            # A bool flag binds as 1 or 0 in SQLite and as a boolean in PostgreSQL.
+            lines = [(first + n, a.line, a.checkpoint) for n, a in enumerate(build(tail))]
+            if lines:
+                tx.executemany("INSERT INTO audit (seq, line, checkpoint) VALUES (?, ?, ?)", lines)
+
+    def audit_log(self) -> bytes:
+        return b"".join(bytes(row[0]) for row in self._all("SELECT line FROM audit ORDER BY seq"))
+
+
+def _upsert_retention(tx: Transaction, r: Retention) -> None:
+    tx.execute(
+        f"INSERT INTO retention ({RETENTION_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (evidence_id) DO UPDATE SET category = excluded.category, "
+        "expires_at_ns = excluded.expires_at_ns, set_by = excluded.set_by, "
+        "set_at_ns = excluded.set_at_ns",
+        (r.evidence_id, r.category, r.expires_at_ns, r.set_by, r.set_at_ns),
+    )
+
+
+def _present(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    if row is None:  # only after a row was seen inside the same locked transaction
+        raise StoreSetupError("the metadata database lost a row inside a transaction")
+    return row
