@@ -95,16 +95,32 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="folder for the run's temporary files, e.g. on the card to measure (default: TMPDIR)",
     )
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--only",
+        metavar="TEXT",
+        default=None,
+        help="run only the benchmarks whose title contains TEXT (e.g. 'dock', 'trigger')",
+    )
+    args = parser.parse_args(argv)
+    if args.only is not None and not select(args.only):
+        titles = ", ".join(repr(b.title) for b in BENCHMARKS)
+        parser.error(f"--only {args.only!r} matches no benchmark; titles: {titles}")
+    return args
 
 
-def run(scenario: Scenario, work: Path, console: Console) -> tuple[dict[str, object], list[Figure]]:
+def select(only: str | None) -> list[Benchmark]:
+    return [b for b in BENCHMARKS if only is None or only.lower() in b.title.lower()]
+
+
+def run(
+    scenario: Scenario, work: Path, console: Console, benchmarks: Sequence[Benchmark] = BENCHMARKS
+) -> tuple[dict[str, object], list[Figure]]:
     machine = describe_machine(work)
     with console.status(f"encoding the benchmark video ({scenario.describe()})"):
         stream = encode_stream(scenario, work / "stream")
     context = RunContext(scenario, stream, work)
     figures: list[Figure] = []
-    for benchmark in BENCHMARKS:
+    for benchmark in benchmarks:
         with console.status(f"measuring {benchmark.title}"):
             figures.extend(benchmark.run(context))
     return machine, figures
@@ -122,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="bwc-bench-", dir=args.work) as tmp:
-            machine, figures = run(scenario, Path(tmp), console)
+            machine, figures = run(scenario, Path(tmp), console, select(args.only))
     except BenchError as exc:
         console.print(f"[red]benchmark failed: {exc}[/red]")
         return 1

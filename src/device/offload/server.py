@@ -105,6 +105,10 @@ class OffloadServer:
         try:
             family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
             sock = socket.create_server((self._host, self._port), family=family)
+            # asyncio sets TCP_NODELAY only on sockets it creates itself; without it every answer
+            # on a kept-alive connection waits ~40 ms for the dock's delayed ACK (bench/dock.py).
+            # Accepted connections inherit the option from the listening socket on Linux.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError as exc:
             self.error = f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}"
             log.error("offload API not served", error=self.error)
