@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import ClientDisconnect
 
-from evidence.errors import PayloadTooLarge
+from evidence.errors import BadRequest, PayloadTooLarge
 from evidence.ingest import IngestService
 from evidence.playback import PlaybackService
 from evidence.retention import RetentionService
 from evidence.tokens import TokenTable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,15 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes, more than the {limit} allowed")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is more than the {limit} bytes allowed")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body is more than the {limit} bytes allowed")
+            chunks.append(chunk)
+    except ClientDisconnect as exc:
+        # A dock that hung up mid-upload: nothing is stored and nobody waits for the answer,
+        # so one log line rather than an "Exception in ASGI application" traceback.
+        log.info("client hung up after %d body bytes of %s", size, request.url.path)
+        raise BadRequest("the client hung up before its request body arrived") from exc
     return b"".join(chunks)
