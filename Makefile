@@ -8,7 +8,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # postgresql: the evidence store's PostgreSQL tests start a throwaway cluster from its binaries
 # (/usr/lib/postgresql/<version>/bin); the package's own cluster is not used.
-DEB_PACKAGES := libusb-1.0-0 portaudio19-dev dbus-daemon postgresql
+# chromium: the dock page's browser test drives /usr/bin/chromium with Playwright (no browser download).
+DEB_PACKAGES := libusb-1.0-0 portaudio19-dev dbus-daemon postgresql chromium
 PYTEST_ARGS ?=
 
 .PHONY: setup deb demo test lint typecheck unit clean bench
@@ -49,11 +50,11 @@ unit: setup
 
 test: lint typecheck unit
 
-# Benchmarks (docs/bench.md). The peers are command-line tools (ffmpeg for now), each from the
-# Debian package named like its command; bench-deps installs the missing ones when running as
-# root. A peer still missing is reported as such in the results: `make bench` never fails for it.
-# `make bench BENCH_ARGS=--quick` runs in under a minute.
-BENCH_DEB_PACKAGES := ffmpeg curl
+# Benchmarks (docs/bench.md). The peers are command-line tools (ffmpeg, curl, rclone), each
+# from the Debian package named like its command; bench-deps installs the missing ones when
+# running as root. A peer still missing is reported as such in the results: `make bench` never
+# fails for it. `make bench BENCH_ARGS=--quick` is the short run; docs/bench.md gives both times.
+BENCH_DEB_PACKAGES := ffmpeg curl rclone
 BENCH_ARGS ?=
 
 .PHONY: bench-deps

@@ -6,8 +6,10 @@ each, in table order) and reaches each at its ``[dock.links]`` URL; without it t
 network interface). The clock is the ``[clock]`` port; the dock's waits are in real time.
 
 Progress is one line per bay change and per clip state change (rich); at exit, a table per
-camera. Kept apart from :mod:`bwc.commands` so that a process running only the dock does not load
-every other command.
+camera. The armorer's view (docs/dock-api.md: the web page, the local API that ``bwc dock
+status`` reads, and Prometheus metrics) is served on ``[dock] ui_host``:``ui_port`` by uvicorn on
+a thread of this process; the command prints its URL. Kept apart from :mod:`bwc.commands` so
+that a process running only the dock does not load every other command.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from rich.table import Table
 
 from bwc.config import Config
 from bwc.errors import CliError
-from dock.agent import Dock
+from dock.agent import Dock, load_dock_key
+from dock.armorers import Armorers, ensure_armorers
+from dock.audit_log import DockAuditLog
 from dock.bay_worker import BayReport, Outcome
 from dock.bays import BayEvent, BayState
 from dock.config import DockConfig
@@ -32,6 +36,8 @@ from dock.errors import DockError
 from dock.ledger import ClipRow, ClipState, Ledger
 from dock.links import LinkResolver, StaticLinkResolver, SysfsLinkResolver
 from dock.runner import DockAgent
+from dock.ui.app import create_ui_app
+from dock.ui.server import UiServer
 from hw.ports.clock import Clock, open_clock
 from hw.ports.usb import SimUsbCamera, UsbBus, UsbConfig, open_usb
 
@@ -60,21 +66,41 @@ def run_dock_process(config: Config, *, sim: bool) -> int:
 def _run(cfg: DockConfig, bus: UsbBus, links: LinkResolver, clock: Clock, console: Console) -> None:
     progress = Progress(console)
     dock = Dock(cfg, clock, on_change=progress.clip)
+    audit: DockAuditLog | None = None
     try:
-        agent = DockAgent(dock, bus, links, clock, on_bay_done=progress.bay_done)
+        audit = DockAuditLog(cfg.audit_path, load_dock_key(cfg), clock)
+        agent = DockAgent(dock, bus, links, clock, on_bay_done=progress.bay_done, audit=audit)
         agent.monitor.subscribe(progress.bay)
+        ui = UiServer(
+            create_ui_app(agent, armorers=_armorers(cfg, console), audit=audit),
+            cfg.ui_host, cfg.ui_port,
+        )  # fmt: skip
         _announce(console, cfg, agent)
         stop = threading.Event()
         with _stopped_by_signals(stop):
+            ui.start()
+            console.print(f"armorer's view: {ui.url}/  (bwc dock status --url {ui.url})")
             agent.start()
             try:
                 stop.wait()
             finally:
                 console.print("stopping: every bay finishes its current step")
+                ui.stop()
                 agent.stop()
         console.print(summary(dock.ledger))
     finally:
+        if audit is not None:
+            audit.close()
         dock.close()
+
+
+def _armorers(cfg: DockConfig, console: Console) -> Armorers:
+    if ensure_armorers(cfg.armorers_path):
+        console.print(
+            f"created {cfg.armorers_path} with one development armorer token (mode 0600): "
+            "replace it with your armorers' own before going live"
+        )
+    return Armorers.load(cfg.armorers_path)
 
 
 def _bus_and_links(config: Config, *, sim: bool) -> tuple[UsbBus, LinkResolver]:

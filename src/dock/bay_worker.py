@@ -5,9 +5,11 @@ finished, the camera leaves, it is refused, or the dock stops. Everything it kno
 ledger, so a worker that stops anywhere loses nothing: the next docking (or the next start of the
 dock) admits the same unfinished rows and repeats at most the step that was in flight.
 
-Stopping is cooperative. ``stop`` is set when the camera leaves its bay or the dock shuts down;
-the worker looks at it between steps, and every backoff wait of this bay is a wait on it
-(:class:`BayClock`), so a bay whose camera left stops within one request, not after its retries.
+Stopping is cooperative. ``stop`` is set (:meth:`BayWorker.halt`) when the camera leaves its
+bay or the dock shuts down; the worker looks at it between steps, and every backoff wait of this
+bay is a wait on it (:class:`BayClock`), so a bay whose camera left stops within one request, not
+after its retries. :meth:`BayWorker.wake` (an armorer's retry) ends the current or next backoff
+wait early instead: the step is tried again at once.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dock.errors import BayChanged, CameraRefused, DockError
 from dock.ledger import ClipRow
 from dock.links import LinkResolver
 from dock.pipeline import Offloader
+from dock.progress import Transfer
 from dock.retry import Retrier
 from hw.ports.clock import Clock
 from hw.ports.usb import UsbDeviceInfo
@@ -38,10 +41,24 @@ class BayClock:
     """The dock's clock for one bay: its sleeps end early, raising BayChanged, when ``stop`` is set.
 
     Waits are in real time (the dock agent runs on a real clock); the rest is the wrapped clock.
+    :meth:`wake` ends the current sleep (or the next one, if none is under way) without raising.
     """
 
     def __init__(self, clock: Clock, stop: threading.Event, bay: str) -> None:
         self._clock, self._stop, self._bay = clock, stop, bay
+        self._changed = threading.Condition()
+        self._woken = False
+
+    def wake(self) -> None:
+        with self._changed:
+            self._woken = True
+            self._changed.notify_all()
+
+    def halt(self) -> None:
+        """Set ``stop`` and end the sleep under way."""
+        with self._changed:
+            self._stop.set()
+            self._changed.notify_all()
 
     def monotonic_ns(self) -> int:
         return self._clock.monotonic_ns()
@@ -53,7 +70,10 @@ class BayClock:
         self._clock.set_wall(wall_ns)
 
     def sleep(self, seconds: float) -> None:
-        if self._stop.wait(max(0.0, seconds)):
+        with self._changed:
+            self._changed.wait_for(lambda: self._stop.is_set() or self._woken, max(0.0, seconds))
+            self._woken = False
+        if self._stop.is_set():
             raise BayChanged(
                 f"bay {self._bay}: the camera left or the dock is stopping; its offload resumes "
                 "from the ledger when it is docked again"
@@ -65,6 +85,23 @@ class Outcome(StrEnum):
     LEFT = "left"  #: the camera left, or the dock stopped: unfinished clips wait in the ledger
     REFUSED = "refused"  #: unknown, unenrolled or failed to prove who it is: nothing was done
     FAILED = "failed"  #: a failure that waiting did not cure; unfinished clips wait in the ledger
+
+
+def _nothing(*_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class BayHooks:
+    """What the running dock wants to hear from a bay (its status model, its officer table)."""
+
+    #: the camera's session is open and proved (read its status, send a waiting assignment);
+    #: raising CameraUnavailable ends the pass like any request to the camera
+    session: Callable[[UsbDeviceInfo, CameraClient], None] = _nothing
+    #: a pass failed and will be retried after a wait (message), or a pass went through (None)
+    error: Callable[[UsbDeviceInfo, str | None], None] = _nothing
+    change: Callable[[ClipRow], None] | None = None
+    progress: Callable[[Transfer], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,12 +130,16 @@ class BayWorker:
         device_lock: Callable[[str], threading.Lock],
         on_done: Callable[[BayReport], None],
         previous: BayWorker | None = None,
+        hooks: BayHooks | None = None,
     ) -> None:
         self.device = device
         self.stop = threading.Event()
         self._dock, self._monitor, self._links = dock, monitor, links
         self._clock = BayClock(clock, self.stop, device.bay)
-        self._offloader: Offloader = dock.bay_offloader(self._clock)
+        self._hooks = hooks or BayHooks()
+        self._offloader: Offloader = dock.bay_offloader(
+            self._clock, on_change=self._hooks.change, on_progress=self._hooks.progress
+        )
         self._device_lock, self._on_done = device_lock, on_done
         self._previous = previous
         self._device_id: str | None = None
@@ -113,9 +154,17 @@ class BayWorker:
     def is_alive(self) -> bool:
         return self._thread.is_alive()
 
+    def halt(self) -> None:
+        """Stop between steps, and at once if waiting to retry (the camera left, or shutdown)."""
+        self._clock.halt()
+
+    def wake(self) -> None:
+        """Try again now: the backoff wait under way (or the next one) ends early."""
+        self._clock.wake()
+
     def _run(self) -> None:
         if self._previous is not None:
-            self._previous.stop.set()
+            self._previous.halt()
             self._previous.join()  # one worker per camera at a time: the ledger rows are shared
             self._previous = None
         try:
@@ -139,10 +188,12 @@ class BayWorker:
             before = self._states()
             try:
                 if self._one_pass():
+                    self._hooks.error(self.device, None)
                     return self._report(Outcome.DONE)
                 stalled = 0 if self._states() != before else stalled + 1
                 outages = 0
                 last_error = "some clips could not be finished (see the ledger's last errors)"
+                self._hooks.error(self.device, last_error)
             except CameraRefused as exc:
                 self._refuse(str(exc))
                 return self._report(Outcome.REFUSED, str(exc))
@@ -153,6 +204,7 @@ class BayWorker:
                     _log.error("bay stopped", bay=self.device.bay, error=str(exc))
                     return self._report(Outcome.FAILED, str(exc))
                 outages, last_error = outages + 1, str(exc)
+                self._hooks.error(self.device, last_error)
             if stalled >= self._dock.cfg.retry.attempts:
                 return self._report(Outcome.FAILED, last_error)
             try:
@@ -181,6 +233,7 @@ class BayWorker:
                 if self.stop.is_set():
                     raise BayChanged(f"bay {self.device.bay}: stopped while waiting")
             try:
+                self._hooks.session(self.device, camera)
                 return self._work(camera)
             finally:
                 lock.release()

@@ -65,6 +65,23 @@ class ClipListing(_Answer):
     recovered: bool
 
 
+class CameraStatus(_Answer):
+    """``GET /status``: what the armorer sees of a docked camera (never trusted for anything)."""
+
+    device_id: str
+    serial: Annotated[str, Field(max_length=128)]
+    officer_id: Annotated[str, Field(max_length=64)] | None
+    firmware: Annotated[str, Field(max_length=128)]
+    battery_percent: Annotated[float, Field(ge=0, le=100)] | None
+    charging: bool | None
+    free_bytes: Annotated[int, Field(ge=0)]
+    clips_pending: Annotated[int, Field(ge=0)]
+
+
+class _OfficerAnswer(_Answer):
+    officer_id: str
+
+
 class _EraseAnswer(_Answer):
     clip_id: str
     erased: bool
@@ -148,6 +165,23 @@ class CameraClient:
             return [ClipListing.model_validate(item) for item in raw]
         except ValidationError as exc:
             raise CameraMisbehaved(f"the camera's clip list is malformed: {_first(exc)}") from exc
+
+    def status(self) -> CameraStatus:
+        """The camera's officer, battery and free space, as it reports them."""
+        return self._json(CameraStatus, self._call("GET", "/status"))
+
+    def assign_officer(self, officer_id: str) -> str:
+        """``PUT /officer``: later clips of the camera carry this officer; returns it."""
+        answer = self._call("PUT", "/officer", json={"officer_id": officer_id}, ok=(200, 400, 422))
+        if answer.status_code in (400, 422):
+            raise CameraRefused(
+                f"camera {self.device_id} refused officer {officer_id!r} "
+                f"({answer.status_code}: {_error_text(answer)})"
+            )
+        done = self._json(_OfficerAnswer, answer)
+        if done.officer_id != officer_id:
+            raise CameraMisbehaved(f"the camera's answer to assigning {officer_id} is not a yes")
+        return done.officer_id
 
     def fetch_manifest(self, clip_id: str, size: int, sha256: str, dest: Path) -> None:
         """Download a clip's manifest to ``dest``: exactly ``size`` bytes hashing to ``sha256``."""

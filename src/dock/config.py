@@ -14,19 +14,25 @@ The table lives in the config rather than beside the keys because the serial is 
 the enrolment key files do not carry; an armorer enrols a camera by adding its line here and its
 key to ``devices/``. ``links`` maps serials to offload URLs for simulation and lab benches
 (loopback ports); without it the dock finds each camera's USB network link in sysfs.
+
+Where clips go: ``store = "http"`` (the default) uploads to the evidence store at ``store_url``;
+``store = "s3"`` puts them in the agency's own S3 bucket described by ``[dock.s3]``
+(:class:`S3SinkSettings`, dock/s3_sink.py explains how receipts work there).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from dock.errors import DockSetupError
 from dock.ids import DEVICE_ID_RE
 
 DEFAULT_STORE_URL = "http://127.0.0.1:8440"
+MIN_PART_BYTES = 5 * 1024 * 1024  # S3's smallest part but the last (SeaweedFS enforces it too)
 
 
 class RetryPolicy(BaseModel):
@@ -46,6 +52,38 @@ class RetryPolicy(BaseModel):
         return self
 
 
+class S3SinkSettings(BaseModel):
+    """The agency's S3-compatible bucket, with Object Lock, that clips go to in ``s3`` mode.
+
+    Credentials set here win; left unset, boto3 reads them the standard way
+    (``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``, or a profile). ``ingest_key`` is the
+    Ed25519 key (custody role ``store``) the dock signs receipts with in this mode; cameras are
+    provisioned with its public half as their store key.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bucket: str = Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    endpoint_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    #: days the bucket must refuse to delete or overwrite each object (Object Lock retention)
+    retention_days: int = Field(ge=1, le=36_500)
+    lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "GOVERNANCE"
+    #: also place an S3 legal hold on every object (lifted only by hand)
+    legal_hold: bool = False
+    ingest_key: Path | None = None
+    #: segments bigger than this go up in parts of this size (memory per bay is one part)
+    part_bytes: int = Field(default=16 * 1024 * 1024, ge=MIN_PART_BYTES, le=5 * 1024**3)
+
+    @model_validator(mode="after")
+    def _both_keys_or_neither(self) -> S3SinkSettings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("s3: set both access_key_id and secret_access_key, or neither")
+        return self
+
+
 class DockConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,6 +93,9 @@ class DockConfig(BaseModel):
     store_url: str = DEFAULT_STORE_URL
     store_token_file: Path | None = None
     store_key: Path | None = None
+    #: where clips go: the evidence store's HTTP API, or the S3 bucket of ``[dock.s3]``
+    store: Literal["http", "s3"] = "http"
+    s3: S3SinkSettings | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     #: upload rate to the evidence store shared by every bay, bytes per second; 0: no cap
     upload_bytes_per_s: int = Field(default=0, ge=0)
@@ -62,6 +103,8 @@ class DockConfig(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     #: bytes read or written at a time while streaming; memory stays at about this per bay
     chunk_bytes: int = Field(default=256 * 1024, ge=4096, le=64 * 1024 * 1024)
+    #: bytes the spool's disk keeps free: a clip that would eat into them waits (SpoolFull)
+    spool_reserve_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     #: USB serial -> device id of each camera enrolled at this dock (see the module doc)
     cameras: dict[str, str] = Field(default_factory=dict)
     #: USB serial -> offload URL (sim and lab benches); empty: the camera's USB link in sysfs
@@ -72,6 +115,9 @@ class DockConfig(BaseModel):
     ingest_dir: Path | None = None
     #: seconds between two full scans of the ingest folder (items unchanged over two are taken)
     ingest_rescan_s: float = Field(default=30.0, gt=0, le=3600)
+    #: where the armorer's web page and local API listen (docs/dock-api.md); port 0: a free one
+    ui_host: str = Field(default="127.0.0.1", min_length=1)
+    ui_port: int = Field(default=8450, ge=0, le=65535)
 
     @field_validator("cameras")
     @classmethod
@@ -102,6 +148,14 @@ class DockConfig(BaseModel):
             parts = urlsplit(url)
             if parts.scheme != "http" or not parts.hostname or parts.path.strip("/"):
                 raise ValueError(f"links: {url!r} of camera {serial} is not http://host:port")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_table_for_s3_store(self) -> DockConfig:
+        if self.store == "s3" and self.s3 is None:
+            raise ValueError('store = "s3" needs a [dock.s3] table (bucket, retention_days, ...)')
+        if self.store == "http" and self.s3 is not None:
+            raise ValueError('[dock.s3] is set but store is "http": set store = "s3" to use it')
         return self
 
     @field_validator("store_url")
@@ -135,6 +189,22 @@ class DockConfig(BaseModel):
     @property
     def store_key_path(self) -> Path:
         return self.store_key or self.data_dir / "keys" / "store.pub.pem"
+
+    @property
+    def ingest_key_path(self) -> Path:
+        """The receipt key of ``s3`` mode (see :class:`S3SinkSettings`)."""
+        chosen = self.s3.ingest_key if self.s3 is not None else None
+        return chosen or self.data_dir / "keys" / "ingest.key.pem"
+
+    @property
+    def armorers_path(self) -> Path:
+        """Armorer tokens for the local API's actions (dock/armorers.py)."""
+        return self.data_dir / "armorers.json"
+
+    @property
+    def audit_path(self) -> Path:
+        """The dock's own audit log (dock/audit_log.py)."""
+        return self.data_dir / "audit" / "dock.jsonl"
 
     @property
     def store_token_path(self) -> Path:

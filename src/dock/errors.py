@@ -1,7 +1,8 @@
 """Exceptions of the dock agent; each message is one line that says what failed and what to do.
 
 ``retryable`` tells the pipeline whether waiting and trying again can help (a store that is down,
-a camera that was unplugged) or not (a hostile camera, a refused request, a full spool).
+a camera that was unplugged, a spool that other bays are emptying) or not (a hostile camera, a
+refused request).
 """
 
 from __future__ import annotations
@@ -72,7 +73,13 @@ class LedgerError(DockError):
 
 
 class SpoolFull(DockError):
-    """No space left in the spool folder: free space or move data_dir, then retry."""
+    """No space left in the spool folder: free space or move data_dir, then retry.
+
+    Retryable: other bays finishing their clips clean the spool, so waiting can help; the clip
+    stays unfinished in the ledger and on the camera meanwhile.
+    """
+
+    retryable = True
 
 
 class BayChanged(CameraUnavailable):

@@ -5,6 +5,10 @@ One row per (device_id, clip_id). States only move forward::
     listed -> manifest_verified -> spooled -> uploading -> stored -> erased -> done
        \\______________\\______________\\__________\\-> quarantined
 
+The one way back is :meth:`Ledger.release`: an armorer releases a quarantined clip (audited by the
+dock's local API, dock/ui/app.py) and it becomes ``listed`` again, so it is fetched afresh and goes
+through every check again; it can never skip one, and it never held a receipt to be erased with.
+
 ``stored`` holds the store's receipt. The database runs in WAL mode with ``synchronous=FULL``,
 so a transition is on disk when :meth:`Ledger.advance` returns: the commit that records a receipt
 is durable before any erase is sent, and a dock killed at any instant resumes from its last state.
@@ -200,6 +204,44 @@ class Ledger:
                 "WHERE device_id = ? AND clip_id = ?",
                 (state.value, upload_id, receipt, _clip(error), self._wall_ns(),
                  device_id, clip_id),
+            )  # fmt: skip
+        return self.get(device_id, clip_id)
+
+    def quarantined(self) -> list[tuple[int, ClipRow]]:
+        """Every quarantined clip with its row id (the id the armorer releases it by)."""
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT rowid, {_COLUMNS} FROM clips WHERE state = ? ORDER BY rowid",
+                (ClipState.QUARANTINED.value,),
+            ).fetchall()
+        return [(int(r[0]), _row(r[1:])) for r in found]
+
+    def by_id(self, row_id: int) -> ClipRow | None:
+        """The clip whose row id is ``row_id`` (as :meth:`quarantined` lists it), if any."""
+        with self._lock:
+            found = self._db.execute(
+                f"SELECT {_COLUMNS} FROM clips WHERE rowid = ?", (row_id,)
+            ).fetchone()
+        return None if found is None else _row(found)
+
+    def release(self, device_id: str, clip_id: str, *, reason: str) -> ClipRow:
+        """A quarantined clip becomes ``listed`` again: fetched afresh, every check again.
+
+        The only backward move; allowed only from ``quarantined`` (a clip the store never
+        acknowledged, so it holds no receipt). The caller audits who released it and why.
+        """
+        with self._transaction() as db:
+            current = _current_state(db, device_id, clip_id)
+            if current != ClipState.QUARANTINED:
+                raise LedgerError(
+                    f"clip {clip_id} is {current.value}, not quarantined: there is nothing to "
+                    "release"
+                )
+            db.execute(
+                "UPDATE clips SET state = ?, attempts = 0, upload_id = NULL, last_error = ?, "
+                "updated_ns = ? WHERE device_id = ? AND clip_id = ?",
+                (ClipState.LISTED.value, _clip(f"released from quarantine: {reason}"),
+                 self._wall_ns(), device_id, clip_id),
             )  # fmt: skip
         return self.get(device_id, clip_id)
 

@@ -34,6 +34,7 @@ from custody.errors import CustodyError
 from custody.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
 from custody.receipt import require_valid_receipt
 from custody.verify import verify_clip_folder, verify_manifest
+from dock import progress
 from dock.camera_client import CameraClient
 from dock.enrolment import EnrolledDevices
 from dock.errors import (
@@ -43,6 +44,7 @@ from dock.errors import (
     EraseRefused,
     LedgerError,
     ReceiptRejected,
+    SpoolFull,
     StoreRefused,
 )
 from dock.ledger import ClipRow, ClipState, Ledger
@@ -70,12 +72,15 @@ class Offloader:
         retrier: Retrier,
         clock: Clock,
         on_change: Callable[[ClipRow], None] | None = None,
+        on_progress: Callable[[progress.Transfer], None] | None = None,
     ) -> None:
-        """``on_change`` sees each clip's row after every state change (progress display)."""
+        """``on_change`` sees each clip's row after every state change (progress display);
+        ``on_progress`` the bytes of each download and upload as they stream."""
         self.ledger, self.spool, self.sink = ledger, spool, sink
         self._devices, self._store_key = devices, store_key
         self._retrier, self._clock = retrier, clock
         self._on_change = on_change
+        self._on_progress = on_progress
 
     def offload(self, camera: CameraClient) -> list[ClipRow]:
         """Offload every clip of a docked camera; returns each clip's ledger row at the end.
@@ -188,6 +193,10 @@ class Offloader:
         if self._on_change is not None:
             self._on_change(row)
 
+    def _tracker(self, row: ClipRow, step: str, total: int) -> progress.Tracker:
+        report = self._on_progress or (lambda _: None)
+        return progress.Tracker(row.device_id, row.clip_id, step, total, report)
+
     def _retry(self, row: ClipRow, action: Callable[[], T]) -> T:
         def count(exc: DockError) -> None:
             self.ledger.record_failure(row.device_id, row.clip_id, str(exc))
@@ -232,23 +241,44 @@ class Offloader:
         self._fetch_manifest(camera, row)  # no transfer when the spooled one is intact
         manifest, _ = self._verified_manifest(row)
         folder = self._folder(row)
-        for record in manifest.segments:
-            dest = folder / segment_name(record.index)
-            self._retry(row, partial(camera.fetch_segment, row.clip_id, record, dest))
+        self._require_room(row, _still_to_spool(folder, manifest))
+        sizes = [record.size for record in manifest.segments]
+        tracker = self._tracker(row, "downloading", sum(sizes))
+        with progress.reporting(tracker.moved):
+            for n, record in enumerate(manifest.segments):
+                dest = folder / segment_name(record.index)
+                fetch = partial(camera.fetch_segment, row.clip_id, record, dest)
+                self._retry(row, partial(_counted, tracker, sum(sizes[:n]), fetch))
         device_key = self._devices.key_for(row.device_id)
         verify_clip_folder(folder, device_key).raise_for_failure()
+
+    def _require_room(self, row: ClipRow, needed: int) -> None:
+        """Never start spooling a clip the disk cannot hold (with its reserve) to the end."""
+        if needed == 0:
+            return  # all there already (a crash just before 'spooled'): nothing to write
+        try:
+            self.spool.require_room(row.device_id, row.clip_id, needed)
+        except SpoolFull as exc:  # retryable, so finish() does not record it: say why it waits
+            self.ledger.record_failure(row.device_id, row.clip_id, str(exc))
+            raise
 
     def _upload(self, row: ClipRow) -> bytes:
         """Send what the store lacks, complete, and return the checked receipt's file bytes."""
         folder = self._folder(row)
         try:
-            _, manifest = self._verified_manifest(row)
+            parsed, manifest = self._verified_manifest(row)
         except CustodyError as exc:  # checked just before: only the dock's own disk can do this
             raise DockSetupError(f"the spooled clip {row.clip_id} changed: {exc}") from exc
         state = self._upload_state(row, folder)
-        for index in state.missing:
-            segment = folder / segment_name(index)
-            self._retry(row, partial(self.sink.put_segment, state.upload_id, index, segment))
+        sizes = {record.index: record.size for record in parsed.segments}
+        done = sum(sizes.get(index, 0) for index in state.acknowledged)
+        tracker = self._tracker(row, "uploading", sum(sizes.values()))
+        with progress.reporting(tracker.moved):
+            for index in state.missing:
+                segment = folder / segment_name(index)
+                put = partial(self.sink.put_segment, state.upload_id, index, segment)
+                self._retry(row, partial(_counted, tracker, done, put))
+                done += sizes.get(index, 0)
         receipt = self._retry(row, lambda: self.sink.complete(state.upload_id))
         try:
             checked = require_valid_receipt(receipt, self._store_key, manifest)
@@ -281,3 +311,25 @@ class Offloader:
         done = self.ledger.advance(row.device_id, row.clip_id, ClipState.QUARANTINED, error=why)
         self._changed(done)
         return done.state
+
+
+def _counted(tracker: progress.Tracker, before: int, action: Callable[[], T]) -> T:
+    """``action`` (one file's transfer) counted from ``before`` bytes, every try afresh."""
+    tracker.file(before)
+    return action()
+
+
+def _still_to_spool(folder: Path, manifest: Manifest) -> int:
+    """Bytes of the clip's segments not yet in the spool (a finished or partial file counts)."""
+    needed = 0
+    for record in manifest.segments:
+        final = folder / segment_name(record.index)
+        part = final.with_name(final.name + ".part")
+        have = 0
+        for path in (final, part):
+            try:
+                have = max(have, min(path.stat().st_size, record.size))
+            except OSError:
+                continue
+        needed += record.size - have
+    return needed

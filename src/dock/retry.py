@@ -18,9 +18,18 @@ T = TypeVar("T")
 
 
 class Retrier:
-    def __init__(self, policy: RetryPolicy, clock: Clock, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        clock: Clock,
+        rng: random.Random | None = None,
+        *,
+        on_retry: Callable[[DockError], None] | None = None,
+    ) -> None:
+        """``on_retry`` sees each retryable failure that is tried again (metrics)."""
         self.policy, self._clock = policy, clock
         self._rng = rng or random.Random()
+        self._on_retry = on_retry
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (0 is the first)."""
@@ -46,5 +55,7 @@ class Retrier:
                 on_failure(exc)
                 if attempt + 1 == self.policy.attempts:
                     raise
+                if self._on_retry is not None:
+                    self._on_retry(exc)
                 self._clock.sleep(self.delay(attempt))
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

@@ -19,10 +19,16 @@ its share of the debt; with n bays uploading, each gets one chunk in turn, so ea
 1/n of the configured rate whatever its clip sizes. Downloads need no sharing: each camera has
 its own USB link. With no cap configured, each bay's upload is its own HTTP connection and the
 network shares the link.
+
+The armorer's view: :attr:`DockAgent.status` (dock/status.py) follows every bay, fed by the
+monitor and by each worker's hooks; when a camera's session opens, the agent reads its status
+and sends it an officer assignment that was waiting for it (dock/officers.py). :meth:`wake`
+and :meth:`send_officer` are what the dock's local API (dock/ui/app.py) asks of it.
 """
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,19 +36,26 @@ from pathlib import Path
 import structlog
 
 from dock.agent import Dock
-from dock.bay_worker import BayReport, BayWorker
-from dock.bays import BayEvent, BayMonitor, BayState
+from dock.audit_log import DockAuditLog
+from dock.bay_worker import BayHooks, BayReport, BayWorker
+from dock.bays import Bay, BayEvent, BayMonitor, BayState
+from dock.camera_client import CameraClient
+from dock.errors import CameraRefused, CameraUnavailable, DockError
 from dock.ingest_folder import IngestFolder, sink_uploader
 from dock.ingest_table import IngestTable
 from dock.ledger import ClipRow
 from dock.links import LinkResolver
+from dock.officers import OfficerTable
+from dock.status import DockStatus
 from hw.ports.clock import Clock
-from hw.ports.usb import UsbBus
+from hw.ports.usb import UsbBus, UsbDeviceInfo
 
 _log = structlog.get_logger(__name__)
 
 #: seconds a stopping dock waits for each bay to reach a ledger state
 STOP_TIMEOUT_S = 30.0
+#: bay states in which the camera is there to work with
+_WORKABLE = frozenset({BayState.ARRIVED, BayState.IDENTIFIED})
 
 
 class DockAgent:
@@ -56,9 +69,28 @@ class DockAgent:
         clock: Clock,
         *,
         on_bay_done: Callable[[BayReport], None] | None = None,
+        audit: DockAuditLog | None = None,
+        name: str | None = None,
     ) -> None:
+        """``audit`` records what the dock does for an armorer (an assignment it sent later)."""
         self.dock = dock
-        self.monitor = BayMonitor(bus, clock, dock.cfg.cameras, interval_s=dock.cfg.poll_s)
+        cfg = dock.cfg
+        self.monitor = BayMonitor(bus, clock, cfg.cameras, interval_s=cfg.poll_s)
+        store = f"s3://{cfg.s3.bucket}" if cfg.s3 is not None else cfg.store_url
+        #: every bay at a glance, for the armorer (dock/status.py)
+        self.status = DockStatus(
+            dock.ledger, name=name or socket.gethostname(), store=store, enrolled=cfg.cameras,
+            wall_ns=clock.wall_ns,
+        )  # fmt: skip
+        #: officer assignments waiting for their camera's next docking
+        self.officers = OfficerTable(cfg.ledger_path)
+        self.audit = audit
+        self._hooks = BayHooks(
+            session=self._on_session,
+            error=lambda device, message: self.status.error(device.bay, message),
+            change=self.status.clip_changed,
+            progress=self.status.transfer,
+        )
         self._bus, self._links, self._clock = bus, links, clock
         self._on_bay_done = on_bay_done
         self._lock = threading.Lock()  # guards the tables below
@@ -77,7 +109,14 @@ class DockAgent:
 
     def start(self) -> None:
         """Watch the bays (and the ingest folder, if configured) on background threads."""
-        self._unsubscribe = self.monitor.subscribe(self._on_bay_event)
+        unsubscribe_status = self.monitor.subscribe(self.status.bay_changed)
+        unsubscribe_workers = self.monitor.subscribe(self._on_bay_event)
+
+        def unsubscribe() -> None:
+            unsubscribe_workers()
+            unsubscribe_status()
+
+        self._unsubscribe = unsubscribe
         if self.ingest is not None:
             self.ingest.start()
         self.monitor.start()
@@ -89,7 +128,7 @@ class DockAgent:
             self._stopping = True
             workers = list(self._workers.values())
         for worker in workers:
-            worker.stop.set()
+            worker.halt()
         for worker in workers:
             worker.join(timeout_s)
             if worker.is_alive():
@@ -99,6 +138,7 @@ class DockAgent:
         if self.ingest is not None:
             self.ingest.stop()
             self.ingest.table.close()
+        self.officers.close()
 
     def busy(self) -> bool:
         """Whether any bay is still working."""
@@ -113,16 +153,108 @@ class DockAgent:
                 return
             current = self._workers.get(bay.serial)
             if bay.state is BayState.ARRIVED:
-                worker = BayWorker(
-                    self.dock, self.monitor, self._links, self._clock, bay.device,
-                    device_lock=self._device_lock, on_done=self._done, previous=current,
-                )  # fmt: skip
-                self._workers[bay.serial] = worker
-                worker.start()
+                self._start_worker(bay.device, current)
             elif (
                 bay.state is BayState.LEFT and current is not None and current.device == bay.device
             ):
-                current.stop.set()  # a left event of an older docking must not stop the new one
+                current.halt()  # a left event of an older docking must not stop the new one
+
+    def _start_worker(self, device: UsbDeviceInfo, previous: BayWorker | None) -> None:
+        # under self._lock
+        worker = BayWorker(
+            self.dock, self.monitor, self._links, self._clock, device,
+            device_lock=self._device_lock, on_done=self._done, previous=previous,
+            hooks=self._hooks,
+        )  # fmt: skip
+        self._workers[device.serial] = worker
+        worker.start()
+
+    # what an armorer asks (dock/ui/app.py)
+
+    def wake(self, serial: str | None = None) -> list[str]:
+        """Clips waiting for a retry (of every docked camera, or of ``serial``) try again now.
+
+        A bay waiting out a backoff tries at once; a docked camera whose worker has ended (it
+        gave up, or finished before a quarantined clip was released) gets a new one. Returns the
+        bays concerned.
+        """
+        docked = [b for b in self.monitor.bays() if b.state in _WORKABLE]  # before self._lock
+        touched = []
+        with self._lock:
+            if self._stopping:
+                return []
+            for bay in docked:
+                if serial is not None and bay.serial != serial:
+                    continue
+                worker = self._workers.get(bay.serial)
+                if worker is not None and worker.is_alive() and worker.device == bay.device:
+                    worker.wake()
+                else:
+                    self.status.retrying(bay.name)
+                    self._start_worker(bay.device, worker)
+                touched.append(bay.name)
+        return touched
+
+    def docked_bay(self, serial: str) -> Bay | None:
+        """The bay the camera ``serial`` is in now (arrived or identified), if any."""
+        return next((b for b in self.monitor.bays() if b.serial == serial
+                     and b.state in _WORKABLE), None)  # fmt: skip
+
+    def send_officer(self, serial: str, officer_id: str) -> bool:
+        """Assign the docked camera ``serial`` now, over a session of its own; False if it is
+        not docked or stopped answering (the caller keeps the assignment for its next docking).
+
+        Raises CameraRefused when the camera is not who it is enrolled as, or refuses the id.
+        """
+        bay = self.docked_bay(serial)
+        if bay is None:
+            return False
+        try:
+            camera = self.dock.camera(self._links.resolve(bay.device))
+        except CameraUnavailable:
+            return False
+        try:
+            identity = camera.connect()
+            enrolled = self.dock.cfg.cameras.get(serial)
+            if identity.device_id != enrolled:
+                raise CameraRefused(
+                    f"the camera in bay {bay.name} proved it is {identity.device_id}, but serial "
+                    f"{serial} is enrolled as {enrolled}: check the enrolment"
+                )
+            camera.assign_officer(officer_id)
+        except CameraUnavailable:
+            return False
+        finally:
+            self.dock.release(camera)
+        self.status.officer_assigned(bay.name, officer_id)
+        return True
+
+    def _on_session(self, device: UsbDeviceInfo, camera: CameraClient) -> None:
+        """A bay's session is open: read the camera's status, send a waiting assignment."""
+        try:
+            self.status.camera_reported(device.bay, camera.status())
+        except CameraUnavailable:
+            raise
+        except DockError as exc:  # what the armorer sees only: it must not stop the offload
+            self.status.error(device.bay, f"the camera's status cannot be read: {exc}")
+        waiting = self.officers.pending(device.serial)
+        if waiting is None:
+            return
+        try:
+            camera.assign_officer(waiting.officer_id)
+        except CameraUnavailable:
+            raise
+        except DockError as exc:
+            self.status.error(device.bay, f"officer {waiting.officer_id} not assigned: {exc}")
+            return
+        self.officers.sent(waiting)
+        self.status.officer_assigned(device.bay, waiting.officer_id)
+        if self.audit is not None:
+            self.audit.append("officer.sent", {
+                "serial": device.serial, "device_id": camera.device_id,
+                "officer_id": waiting.officer_id, "requested_by": waiting.armorer,
+                "requested_ns": waiting.requested_ns,
+            })  # fmt: skip
 
     def _device_lock(self, device_id: str) -> threading.Lock:
         with self._lock:
@@ -131,6 +263,7 @@ class DockAgent:
     def _done(self, report: BayReport) -> None:
         with self._lock:
             self.reports.append(report)
+        self.status.bay_finished(report)
         _log.info("bay finished", bay=report.bay, serial=report.serial, outcome=report.outcome)
         if self._on_bay_done is not None:
             self._on_bay_done(report)

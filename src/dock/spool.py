@@ -38,8 +38,29 @@ def fsync_dir(folder: Path) -> None:
 
 
 class Spool:
-    def __init__(self, spool: Path, quarantine: Path) -> None:
+    def __init__(self, spool: Path, quarantine: Path, *, reserve_bytes: int = 0) -> None:
+        """``reserve_bytes`` stay free whatever is spooled (the ledger and logs need room too)."""
         self.root, self.quarantine_root = spool, quarantine
+        self.reserve_bytes = reserve_bytes
+
+    def require_room(self, device_id: str, clip_id: str, needed: int) -> None:
+        """SpoolFull unless the clip's folder has ``needed`` bytes free on top of the reserve.
+
+        Checked before a clip is spooled, so the dock never starts a clip it cannot hold; a disk
+        filled by someone else meanwhile still ends a write with SpoolFull (``storage_error``).
+        """
+        folder = self.clip_folder(device_id, clip_id)
+        try:
+            stat = os.statvfs(folder)
+        except OSError as exc:
+            raise storage_error(exc, str(folder)) from exc
+        free = stat.f_bavail * stat.f_frsize
+        if free < needed + self.reserve_bytes:
+            raise SpoolFull(
+                f"the spool folder {self.root} has {free} bytes free; clip {clip_id} needs "
+                f"{needed} bytes plus the {self.reserve_bytes}-byte reserve "
+                f"(spool_reserve_bytes): free space there; the clip waits on its camera"
+            )
 
     def clip_folder(self, device_id: str, clip_id: str) -> Path:
         return self.root / check_device_id(device_id) / check_clip_id(clip_id)

@@ -20,6 +20,7 @@ from typing import IO, Any, Protocol
 import requests
 
 from custody.receipt import MAX_RECEIPT_BYTES
+from dock import progress
 from dock.errors import StoreRefused, StoreUnavailable
 from dock.spool import storage_error
 from dock.throttle import Throttle
@@ -71,6 +72,7 @@ class _FileBody:
         chunk = self._f.read(count)
         if self._throttle is not None:
             self._throttle.take(len(chunk))
+        progress.moved(len(chunk))  # handed to the connection: counts as sent
         return chunk
 
     def __iter__(self) -> Any:

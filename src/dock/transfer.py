@@ -18,6 +18,7 @@ from pathlib import Path
 
 import requests
 
+from dock import progress
 from dock.errors import CameraMisbehaved, CameraUnavailable
 from dock.spool import fsync_dir, storage_error
 
@@ -160,6 +161,7 @@ def _receive(
                     )
                 out.write(chunk)
                 digest.update(chunk)
+                progress.moved(len(chunk))
             out.flush()
             os.fsync(out.fileno())
     except requests.RequestException:

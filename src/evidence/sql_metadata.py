@@ -333,6 +333,12 @@ class SqlMetadataStore(ABC):
         )
         return [Tombstone(*row) for row in rows]
 
+    def counts(self) -> tuple[int, int]:
+        held, purged = _present(
+            self._one("SELECT (SELECT COUNT(*) FROM evidence), (SELECT COUNT(*) FROM tombstones)")
+        )
+        return int(held), int(purged)
+
     def tombstone_for_manifest(self, manifest_sha256: str) -> Tombstone | None:
         row = self._one(
             f"SELECT {TOMBSTONE_COLUMNS} FROM tombstones WHERE manifest_sha256 = ?",

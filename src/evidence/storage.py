@@ -208,6 +208,10 @@ class MetadataStore(Protocol):
 
     def tombstone_for_manifest(self, manifest_sha256: str) -> Tombstone | None: ...
 
+    def counts(self) -> tuple[int, int]:
+        """(evidence records held, tombstones): every clip ever stored is one or the other."""
+        ...
+
     def append_audit(self, build: AuditBuild) -> None:
         """Append the lines ``build`` makes from the current tail, under the database's write lock.
 

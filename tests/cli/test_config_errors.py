@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from tests.cli.conftest import Run
 
 
@@ -96,12 +94,3 @@ def test_commented_example_config_is_valid() -> None:
     config = parse_config(tomllib.loads(example.read_text()))
     assert config.hw.camera.adapter == "sim"
     assert len(config.hw.usb.cameras) == 2
-
-
-@pytest.mark.parametrize("command", [["dock", "status"], ["dock", "assign"], ["dock", "retry"]])
-def test_commands_not_built_yet_say_so_and_exit_2(
-    bwc: Callable[..., Run], command: list[str]
-) -> None:
-    run = bwc(*command)
-    assert run.code == 2
-    assert "not built yet" in single_error_line(run)

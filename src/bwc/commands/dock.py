@@ -1,21 +1,16 @@
 """``bwc dock run``: the dock sync agent until SIGTERM or Ctrl-C (bwc/dock_process.py).
 
-``status``, ``assign`` and ``retry`` are not built yet: they say so and exit 2.
+``status``, ``assign``, ``retry`` and ``quarantine`` ask the running dock through its local API
+(bwc/commands/dock_armorer.py).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from bwc.commands.dock_armorer import add_armorer_commands
 from bwc.commands.options import add_config_option
-from bwc.commands.pending import add_pending
 from bwc.config import load_config
-
-PENDING = {
-    "status": "show every bay, camera and clip",
-    "assign": "assign a camera to an officer",
-    "retry": "retry a failed or quarantined clip",
-}
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,8 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "reached at their [dock.links] URLs",
     )  # fmt: skip
     run.set_defaults(handler=run_dock)
-    for name, summary in PENDING.items():
-        add_pending(dock_sub, name, summary, of="dock")
+    add_armorer_commands(dock_sub)
 
 
 def run_dock(args: argparse.Namespace) -> int:

@@ -53,6 +53,7 @@ def serve(settings: StoreSettings, *, workers: int, purge_every_h: float) -> int
     import uvicorn
 
     from evidence.app_factory import FACTORY, build_app, worker_environment
+    from evidence.metrics import multiprocess_environment
     from evidence.retention import PurgeSchedule, RetentionService
     from evidence.store import bootstrap
     from evidence.sweep import SWEEP_ACTOR
@@ -61,6 +62,8 @@ def serve(settings: StoreSettings, *, workers: int, purge_every_h: float) -> int
     console = Console(highlight=False, soft_wrap=True)
     try:
         done = bootstrap(cfg)
+        # With workers, each counts into one metrics folder and a scrape sums them all.
+        metrics_env = multiprocess_environment(cfg.data_dir) if workers > 1 else {}
         # Built even when workers serve: each worker builds the same, so it fails here first.
         app, service = build_app(cfg)
     except EvidenceError as exc:
@@ -79,7 +82,7 @@ def serve(settings: StoreSettings, *, workers: int, purge_every_h: float) -> int
             if workers == 1:
                 uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="info")
             else:
-                with _environment(worker_environment(settings.table)):
+                with _environment({**worker_environment(settings.table), **metrics_env}):
                     uvicorn.run(
                         FACTORY, factory=True, workers=workers, host=cfg.host, port=cfg.port,
                         log_level="info",

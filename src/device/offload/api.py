@@ -13,12 +13,14 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
 
+import structlog
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from custody.canonical import parse_json
 from custody.errors import CustodyError, FormatError
@@ -37,6 +39,7 @@ MAX_JSON_BYTES = 64 * 1024
 MAX_RECEIPT_BYTES = 16 * 1024
 MAX_REGISTRY_BYTES = 4 * 1024**2 + 1024
 _RANGE_RE = re.compile(r"bytes=(\d{1,19})-(\d{0,19})")
+log = structlog.get_logger(__name__)
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -181,10 +184,18 @@ async def _chunks(
 
 async def _body(request: Request, limit: int) -> bytes:
     data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise OffloadBadRequest(f"request body over {limit} bytes: this is not what was asked")
+    try:
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > limit:
+                raise OffloadBadRequest(
+                    f"request body over {limit} bytes: this is not what was asked"
+                )
+    except ClientDisconnect as exc:
+        # A dock killed or unplugged mid-request: nothing was done and nobody waits for an
+        # answer, so one line, not an "Exception in ASGI application" traceback.
+        log.info("offload.dock_hung_up", path=request.url.path, received=len(data))
+        raise OffloadBadRequest("the dock hung up before its request body arrived") from exc
     return bytes(data)
 
 

@@ -6,7 +6,8 @@ faults), never a traceback. The blocking service runs in the worker thread pool.
 
 One module per concern: :mod:`.models` (bodies), :mod:`.handlers` (errors), :mod:`.auth`
 (bearer tokens and roles), :mod:`.state` (what routes reach), and one router per area:
-:mod:`.uploads`, :mod:`.reads`, :mod:`.retention`, :mod:`.playback`, :mod:`.hls`.
+:mod:`.uploads`, :mod:`.reads`, :mod:`.retention`, :mod:`.playback`, :mod:`.hls`, and
+:mod:`.metrics` (``GET /metrics`` for Prometheus, outside ``/v1/`` and the OpenAPI schema).
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from evidence.api import hls, reads, uploads
+from evidence.api import metrics as metrics_routes
 from evidence.api import playback as playback_routes
 from evidence.api import retention as retention_routes
 from evidence.api.handlers import install_error_handlers
 from evidence.api.state import ApiState
 from evidence.ingest import IngestService
+from evidence.metrics import StoreMetrics
 from evidence.playback import PlaybackService
 from evidence.retention import RetentionService
 from evidence.tokens import TokenTable
@@ -33,8 +36,12 @@ def create_app(
     max_body_bytes: int,
     retention: RetentionService | None = None,
     playback: PlaybackService | None = None,
+    metrics: StoreMetrics | None = None,
 ) -> FastAPI:
-    """The API over ``service``; without ``playback``, playback answers 503 (no agency key)."""
+    """The API over ``service``; without ``playback``, playback answers 503 (no agency key).
+
+    ``metrics`` is a registry of this app's own unless given.
+    """
     app = FastAPI(
         title="bwc evidence store",
         version="1",
@@ -47,7 +54,9 @@ def create_app(
         max_body_bytes,
         playback or PlaybackService.beside(service, None),
     )
+    app.state.bwc_metrics = metrics = metrics or StoreMetrics(service.metadata)
+    app.add_middleware(metrics_routes.CountAnswers, metrics=metrics)
     install_error_handlers(app)
-    for area in (uploads, reads, retention_routes, playback_routes, hls):
+    for area in (uploads, reads, retention_routes, playback_routes, hls, metrics_routes):
         app.include_router(area.router)
     return app

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from evidence.api.auth import DockCaller
+from evidence.api.metrics import store_metrics
 from evidence.api.models import ERROR_RESPONSES, SegmentAck, SegmentIndex, UploadId, UploadOut
 from evidence.api.state import Service, api_state, read_body
 
@@ -29,8 +32,10 @@ async def put_segment(
     request: Request, upload_id: UploadId, index: SegmentIndex, service: Service, who: DockCaller
 ) -> SegmentAck:
     """Send one segment file; sending an acknowledged one again is harmless."""
+    started = time.monotonic()
     body = await read_body(request, api_state(request).max_body_bytes)
     await run_in_threadpool(service.put_segment, upload_id, index, body, who.actor)
+    store_metrics(request).segment_accepted(len(body), time.monotonic() - started)
     return SegmentAck(upload_id=upload_id, index=index, acknowledged=True)
 
 
@@ -41,7 +46,11 @@ async def upload_status(upload_id: UploadId, service: Service, who: DockCaller) 
 
 
 @router.post("/uploads/{upload_id}/complete")
-async def complete(upload_id: UploadId, service: Service, who: DockCaller) -> JSONResponse:
+async def complete(
+    request: Request, upload_id: UploadId, service: Service, who: DockCaller
+) -> JSONResponse:
     """Verify the whole clip and return the store's signed receipt (docs/formats/receipt.md)."""
+    started = time.monotonic()
     receipt = await run_in_threadpool(service.complete, upload_id, who.actor)
+    store_metrics(request).clip_completed(time.monotonic() - started)
     return JSONResponse(receipt.to_json())
