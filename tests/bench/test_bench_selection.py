@@ -7,9 +7,7 @@ from bench.run import BENCHMARKS, parse_args, select
 
 
 def test_only_selects_the_benchmarks_whose_title_contains_the_text() -> None:
-    assert [b.title for b in select("DOCK")] == [
-        b.title for b in BENCHMARKS if "dock" in b.title
-    ]
+    assert [b.title for b in select("DOCK")] == [b.title for b in BENCHMARKS if "dock" in b.title]
     assert len(select("dock")) == 2
 
 
