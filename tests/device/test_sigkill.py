@@ -69,15 +69,32 @@ def start_camera(config: Path, sock: Path, *extra: str) -> subprocess.Popen[byte
     )  # fmt: skip
 
 
+def camera_in_waiting(config: Path, sock: Path) -> subprocess.Popen[bytes]:
+    """The next round's camera: imported already, it boots when told (tests/device/device_entry)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.device.device_entry", "device", "run",
+         "--config", str(config), "--control", str(sock)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def go(camera: subprocess.Popen[bytes]) -> None:
+    assert camera.stdin is not None
+    camera.stdin.write(b"go\n")
+    camera.stdin.close()
+
+
 def test_sigkill_while_recording_never_loses_a_durable_segment(tmp_path: Path) -> None:
     config = tmp_path / "camera.toml"
     config.write_text(CONFIG.format(root=tmp_path))
     sock = tmp_path / "control.sock"
     rng = random.Random(20261123)
     reported: dict[str, int] = {}  # clip id -> segments the camera said were durable
-    for _ in range(ROUNDS):
+    waiting = camera_in_waiting(config, sock)
+    for round_ in range(ROUNDS):
         sock.unlink(missing_ok=True)
-        camera = start_camera(config, sock)
+        camera, waiting = waiting, camera_in_waiting(config, sock) if round_ + 1 < ROUNDS else None
+        go(camera)
         try:
             poll(lambda: status(sock), "the camera's control socket answers")
             send(sock, {"cmd": "trigger", "kind": "holster", "source_id": "HOLSTER-1"})
@@ -89,7 +106,7 @@ def test_sigkill_while_recording_never_loses_a_durable_segment(tmp_path: Path) -
             reported[seen["clip"]] = max(reported.get(seen["clip"], 0), seen["segments"])
         finally:
             os.kill(camera.pid, signal.SIGKILL)
-            camera.communicate(timeout=30)
+            camera.wait(timeout=30)
         assert camera.returncode == -signal.SIGKILL
 
     # one clean boot recovers the last clip, then the camera stops by itself
