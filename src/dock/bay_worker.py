@@ -48,11 +48,33 @@ class BayClock:
         self._clock, self._stop, self._bay = clock, stop, bay
         self._changed = threading.Condition()
         self._woken = False
+        self._settled = False
 
-    def wake(self) -> None:
+    def wake(self) -> bool:
+        """End the sleep under way (or the next one); False once the worker has settled."""
         with self._changed:
+            if self._settled:
+                return False
             self._woken = True
             self._changed.notify_all()
+            return True
+
+    def close(self) -> None:
+        with self._changed:
+            self._settled = True
+
+    def settle(self) -> bool:
+        """Agree to end the worker: False (and the wake is taken) if a wake came meanwhile.
+
+        A clip released from quarantine while the last pass ran must get another pass; the
+        decision to end and a wake are made under one lock, so neither can slip between.
+        """
+        with self._changed:
+            if self._woken:
+                self._woken = False
+                return False
+            self._settled = True
+            return True
 
     def halt(self) -> None:
         """Set ``stop`` and end the sleep under way."""
@@ -158,9 +180,12 @@ class BayWorker:
         """Stop between steps, and at once if waiting to retry (the camera left, or shutdown)."""
         self._clock.halt()
 
-    def wake(self) -> None:
-        """Try again now: the backoff wait under way (or the next one) ends early."""
-        self._clock.wake()
+    def wake(self) -> bool:
+        """Try again now: the backoff wait under way (or the next one) ends early.
+
+        False when this worker has already settled (ended or is ending): start a new one.
+        """
+        return self._clock.wake()
 
     def _run(self) -> None:
         if self._previous is not None:
@@ -172,6 +197,8 @@ class BayWorker:
         except Exception as exc:  # a bug must end this bay loudly, never the other bays
             _log.exception("bay worker failed", bay=self.device.bay)
             report = self._report(Outcome.FAILED, f"internal error: {exc!r}")
+        finally:
+            self._clock.close()  # from now on a wake starts a new worker instead
         self._on_done(report)
 
     def _offload_until_settled(self) -> BayReport:
@@ -188,6 +215,8 @@ class BayWorker:
             before = self._states()
             try:
                 if self._one_pass():
+                    if not self._clock.settle():
+                        continue  # asked to retry while this pass ran: look again
                     self._hooks.error(self.device, None)
                     return self._report(Outcome.DONE)
                 stalled = 0 if self._states() != before else stalled + 1
@@ -206,7 +235,9 @@ class BayWorker:
                 outages, last_error = outages + 1, str(exc)
                 self._hooks.error(self.device, last_error)
             if stalled >= self._dock.cfg.retry.attempts:
-                return self._report(Outcome.FAILED, last_error)
+                if self._clock.settle():
+                    return self._report(Outcome.FAILED, last_error)
+                stalled = 0  # an armorer asked for a retry: a fresh round of attempts
             try:
                 self._clock.sleep(backoff.delay(max(outages, stalled)))
             except BayChanged:

@@ -41,7 +41,7 @@ from dock.bay_worker import BayHooks, BayReport, BayWorker
 from dock.bays import Bay, BayEvent, BayMonitor, BayState
 from dock.camera_client import CameraClient
 from dock.errors import CameraRefused, CameraUnavailable, DockError
-from dock.ingest_folder import IngestFolder, sink_uploader
+from dock.ingest_folder import IngestFolder, file_uploader, sink_uploader
 from dock.ingest_table import IngestTable
 from dock.ledger import ClipRow
 from dock.links import LinkResolver
@@ -187,8 +187,8 @@ class DockAgent:
                 if serial is not None and bay.serial != serial:
                     continue
                 worker = self._workers.get(bay.serial)
-                if worker is not None and worker.is_alive() and worker.device == bay.device:
-                    worker.wake()
+                if worker is not None and worker.device == bay.device and worker.wake():
+                    pass  # it was waiting or working: it takes another look
                 else:
                     self.status.retrying(bay.name)
                     self._start_worker(bay.device, worker)
@@ -274,6 +274,7 @@ class DockAgent:
             root,
             table,
             upload_clip=sink_uploader(self.dock.sink),
+            upload_file=file_uploader(self.dock.sink),
             device_key=self.dock.devices.key_for,
             store_key=self.dock.store_key,
             rescan_s=self.dock.cfg.ingest_rescan_s,

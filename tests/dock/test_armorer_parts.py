@@ -107,6 +107,25 @@ def test_a_wake_before_the_wait_ends_the_next_wait_at_once() -> None:
     assert outcome == ["woke"]
 
 
+def test_a_wake_during_the_last_pass_keeps_the_worker_for_another_pass() -> None:
+    bay_clock = BayClock(SimClock(), threading.Event(), "1")
+    assert bay_clock.wake() is True  # e.g. a quarantined clip released while the pass ran
+    assert bay_clock.settle() is False  # so the worker looks again instead of ending
+    assert bay_clock.settle() is True
+
+
+def test_a_settled_worker_refuses_a_wake_so_the_dock_starts_a_new_one() -> None:
+    bay_clock = BayClock(SimClock(), threading.Event(), "1")
+    assert bay_clock.settle() is True
+    assert bay_clock.wake() is False
+
+
+def test_a_closed_worker_refuses_a_wake_whatever_ended_it() -> None:
+    bay_clock = BayClock(SimClock(), threading.Event(), "1")
+    bay_clock.close()
+    assert bay_clock.wake() is False
+
+
 def test_halting_a_bay_ends_its_wait_with_bay_changed() -> None:
     stop = threading.Event()
     bay_clock = BayClock(SimClock(), stop, "1")
