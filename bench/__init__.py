@@ -13,9 +13,12 @@ docs/bench.md for what each figure means and how it is measured.
 - :mod:`bench.triggers`, :mod:`bench.trigger_camera`: trigger latency on the sim radio;
 - :mod:`bench.evidence`, :mod:`bench.servers`, :mod:`bench.sink_server`: evidence-store ingest
   against curl into a sink;
-- :mod:`bench.dock`, :mod:`bench.dock_memory`: dock offload MB/s against sha256sum and curl,
-  and the dock's peak memory with a large clip; :mod:`bench.dock_rig` runs one offload over
-  :mod:`bench.dock_clips` (sealed clips), :mod:`bench.dock_camera` (a docked camera's offload
-  API) and :mod:`bench.dock_probe` (the running dock), each its own process;
-- :mod:`bench.run`: the entry point and the list of benchmarks.
+- :mod:`bench.dock`, :mod:`bench.dock_memory`: dock offload MB/s for 1, 3 and 8 cameras against
+  sha256sum, curl and rclone (:mod:`bench.dock_peers`, to the S3 endpoint of
+  :mod:`bench.s3_target`), and the dock's peak memory with a large clip; :mod:`bench.dock_rig`
+  runs the offloads over :mod:`bench.dock_clips` (sealed clips), :mod:`bench.dock_camera` (a
+  docked camera's offload API) and :mod:`bench.dock_probe` (the running dock), each its own
+  process;
+- :mod:`bench.run`: the entry point and the list of benchmarks;
+- :mod:`bench.scale`: the scale model (docs/scale.md) from a results file.
 """

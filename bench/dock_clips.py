@@ -161,15 +161,6 @@ def clips_left(card: Path) -> int:
     return sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else 0
 
 
-def write_concatenated(files: list[Path], out: Path) -> int:
-    """``out`` holds every byte of ``files`` in order (the peers' input); returns its size."""
-    with out.open("wb") as sink:
-        for path in files:
-            with path.open("rb") as source:
-                shutil.copyfileobj(source, sink, 1 << 20)
-    return out.stat().st_size
-
-
 def write_camera_keys(
     keys_dir: Path, device_key: Ed25519PrivateKey, dock_public: bytes, store_public: bytes
 ) -> Path:
@@ -183,3 +174,21 @@ def write_camera_keys(
     device_key_file = keys_dir.parent / "device.key.pem"
     write_atomic(device_key_file, private_pem(device_key), mode=0o600)
     return device_key_file
+
+
+def split_loads(camera: BenchCamera, loads: int) -> list[BenchCamera]:
+    """``camera``'s clips in ``loads`` equal parts, one per offload.
+
+    A camera remembers the clips it erased (its audit log) and never offers them again, so a
+    camera process that serves several offloads needs fresh clips for each.
+    """
+    per = len(camera.clips) // loads
+    return [
+        BenchCamera(
+            camera.device_id,
+            camera.device_key,
+            camera.clips[i * per : (i + 1) * per],
+            camera.seal_s / loads,
+        )
+        for i in range(loads)
+    ]

@@ -1,9 +1,12 @@
 """One offload, set up fresh and checked: store, docked cameras and the dock, each its own process.
 
-For every run: a fresh evidence store (``bwc evidence serve`` on an empty data folder, every
-camera enrolled), a fresh card per camera (:func:`bench.dock_clips.fill_card`) served by
-:mod:`bench.dock_camera`, a fresh dock data folder (its key, the cameras it enrols, the store's
-receipt key and dock token), then :mod:`bench.dock_probe` offloads every camera. Afterwards the
+A :class:`DockRig` starts the cameras (:mod:`bench.dock_camera`) once, with one dock key and
+one store receipt key for all its runs: a camera process costs a second or more of CPU to
+start, and the 1, 3 and 8-camera figures would otherwise start twelve. For every run: a fresh
+evidence store (``bwc evidence serve`` on an empty data folder holding that receipt key, every
+camera enrolled), fresh cards (:func:`bench.dock_clips.fill_card`: the cameras erased the last
+run's clips), a fresh dock data folder (its key, the cameras it enrols, the store's receipt key
+and dock token), then :mod:`bench.dock_probe` offloads the run's cameras. Afterwards the
 run must be whole: every clip ``done`` in the dock's ledger, listed by the store, gone from its
 card. A broken path cannot pass for a fast one.
 """
@@ -14,8 +17,6 @@ import json
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.device import REPO_ROOT, BenchError
 from bench.dock_clips import BenchCamera, clips_left, fill_card, write_camera_keys
 from bench.servers import Store, process_cpu_s, running_store
-from custody.keys import load_signing_key, private_pem, public_pem, write_atomic
+from custody.keys import private_pem, public_pem, write_atomic
+from device.firmware import CLIPS_ROOT
 from dock.config import DockConfig
 from evidence.config import EvidenceConfig
 from evidence.store import bootstrap
@@ -77,13 +79,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _start_camera(camera: BenchCamera, folder: Path, dock_key: Ed25519PrivateKey,
                   store_public: bytes) -> subprocess.Popen[bytes]:  # fmt: skip
-    card = folder / "card"
-    fill_card(camera, card)
     device_key_file = write_camera_keys(
         folder / "keys", camera.device_key, public_pem(dock_key), store_public
     )
-    command = [sys.executable, "-m", "bench.dock_camera", str(card), str(folder / "keys"),
-               str(device_key_file), camera.device_id]  # fmt: skip
+    command = [sys.executable, "-m", "bench.dock_camera", str(folder / "card"),
+               str(folder / "keys"), str(device_key_file), camera.device_id]  # fmt: skip
     return subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO_ROOT)
 
 
@@ -110,35 +110,6 @@ def _dock_folder(folder: Path, dock_key: Ed25519PrivateKey, store: Store,
     token = store.dock["Authorization"].removeprefix("Bearer ")
     write_atomic(cfg.store_token_path, token.encode() + b"\n", mode=0o600)
     return cfg
-
-
-def _enrol(data_dir: Path, cameras: list[BenchCamera]) -> bytes:
-    """Bootstrap the store's data folder with every camera enrolled; its receipt key, as PEM."""
-    cfg = EvidenceConfig(data_dir=data_dir)
-    bootstrap(cfg)  # running_store does it again (it is idempotent) and enrols the first camera
-    for camera in cameras[1:]:
-        key_file = cfg.devices_path / f"{camera.device_id}.pub.pem"
-        write_atomic(key_file, public_pem(camera.device_key), mode=0o644)
-    return public_pem(load_signing_key(cfg.receipt_key_path).public_key())
-
-
-@contextmanager
-def _serving_cameras(
-    cameras: list[BenchCamera], work: Path, dock_key: Ed25519PrivateKey, store_public: bytes
-) -> Iterator[list[_Camera]]:
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for camera in cameras:  # all start at once: each imports FastAPI and uvicorn
-            processes.append(_start_camera(camera, work / camera.device_id, dock_key, store_public))
-        yield [
-            _Camera(
-                process, _camera_url(process, camera.device_id), work / camera.device_id / "card"
-            )
-            for process, camera in zip(processes, cameras, strict=True)
-        ]
-    finally:
-        for process in processes:
-            _stop(process)
 
 
 def _probe(spec_file: Path) -> dict[str, Any]:
@@ -180,43 +151,98 @@ def _check(result: dict[str, Any], store: Store, cards: list[Path], clips: int) 
         raise BenchError(f"{left} clips are still on the cameras after the offload")
 
 
-def offload_once(cameras: list[BenchCamera], work: Path) -> Offload:
-    """Every clip of ``cameras`` through a fresh store, cameras and dock; checked; cleaned up."""
-    work.mkdir(parents=True)
-    dock_key = Ed25519PrivateKey.generate()
-    store_public = _enrol(work / "store", cameras)
-    clips = sum(len(c.clips) for c in cameras)
-    with ExitStack() as stack:
-        docked = stack.enter_context(_serving_cameras(cameras, work, dock_key, store_public))
+class DockRig:
+    """Cameras serving their cards until :meth:`close`, and fresh offloads of some of them.
+
+    Each offload's clips must be new to its cameras (:func:`bench.dock_clips.split_loads`).
+    """
+
+    def __init__(self, cameras: list[BenchCamera], work: Path) -> None:
+        self.cameras, self.work = cameras, work
+        self.dock_key = Ed25519PrivateKey.generate()
+        self.receipt_key = Ed25519PrivateKey.generate()  # every run's store signs with it
+        self.runs = 0
+        self._processes: list[subprocess.Popen[bytes]] = []
+        store_public = public_pem(self.receipt_key.public_key())
+        try:
+            for camera in cameras:  # all start at once: each imports FastAPI and uvicorn
+                (work / camera.device_id / "card" / CLIPS_ROOT).mkdir(parents=True)
+                self._processes.append(
+                    _start_camera(camera, work / camera.device_id, self.dock_key, store_public)
+                )
+            self.docked = [
+                _Camera(
+                    process,
+                    _camera_url(process, camera.device_id),
+                    work / camera.device_id / "card",
+                )
+                for process, camera in zip(self._processes, cameras, strict=True)
+            ]
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for process in self._processes:  # all at once: each takes a moment to shut down
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes:
+            _stop(process)
+
+    def __enter__(self) -> DockRig:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _store_folder(self, data_dir: Path, cameras: list[BenchCamera]) -> None:
+        """A fresh store's data folder: the rig's receipt key, every camera of the run enrolled."""
+        cfg = EvidenceConfig(data_dir=data_dir)
+        cfg.receipt_key_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cfg.receipt_key_path, private_pem(self.receipt_key), mode=0o600)
+        bootstrap(cfg)  # keeps that key; running_store does it again and enrols the first
+        for camera in cameras[1:]:
+            key_file = cfg.devices_path / f"{camera.device_id}.pub.pem"
+            write_atomic(key_file, public_pem(camera.device_key), mode=0o644)
+
+    def offload(self, cameras: list[BenchCamera]) -> Offload:
+        """Every clip of ``cameras`` (the rig's, by device id) through a fresh store and dock."""
+        serving = {c.device_id: d for c, d in zip(self.cameras, self.docked, strict=True)}
+        docked = [serving[c.device_id] for c in cameras]
+        self.runs += 1
+        work = self.work / f"run-{self.runs}"
+        work.mkdir(parents=True)
+        for camera, card in zip(cameras, docked, strict=True):
+            fill_card(camera, card.card)
+        self._store_folder(work / "store", cameras)
+        clips = sum(len(c.clips) for c in cameras)
         first = cameras[0]
-        store = stack.enter_context(
-            running_store(work / "store", first.device_id, first.device_key)
+        with running_store(work / "store", first.device_id, first.device_key) as store:
+            cfg = _dock_folder(work / "dock", self.dock_key, store, cameras)
+            spec = work / "dock.json"
+            cams = [
+                {"serial": serial_of(c.device_id), "device_id": c.device_id, "url": d.url}
+                for c, d in zip(cameras, docked, strict=True)
+            ]
+            spec.write_text(
+                json.dumps({"data_dir": str(cfg.data_dir), "store_url": store.url, "cameras": cams})
+            )
+            pids = [c.process.pid for c in docked]
+            store0, cams0 = store.cpu_s(), sum(map(process_cpu_s, pids))
+            result = _probe(spec)
+            store_s, cams_s = store.cpu_s() - store0, sum(map(process_cpu_s, pids)) - cams0
+            _check(result, store, [c.card for c in docked], clips)
+        shutil.rmtree(work)
+        return Offload(
+            cameras=len(cameras),
+            clips=clips,
+            bytes=sum(c.total_bytes for c in cameras),
+            wall_s=result["wall_s"],
+            dock_cpu_s=result["cpu_s"],
+            camera_cpu_s=cams_s,
+            store_cpu_s=store_s,
+            retries=result["failures"],
+            rss_start_bytes=result["rss_start_bytes"],
+            rss_peak_bytes=result["rss_peak_bytes"],
+            runner=result["runner"],
         )
-        cfg = _dock_folder(work / "dock", dock_key, store, cameras)
-        spec = work / "dock.json"
-        cams = [
-            {"serial": serial_of(c.device_id), "device_id": c.device_id, "url": d.url}
-            for c, d in zip(cameras, docked, strict=True)
-        ]
-        spec.write_text(
-            json.dumps({"data_dir": str(cfg.data_dir), "store_url": store.url, "cameras": cams})
-        )
-        pids = [c.process.pid for c in docked]
-        store0, cams0 = store.cpu_s(), sum(map(process_cpu_s, pids))
-        result = _probe(spec)
-        store_s, cams_s = store.cpu_s() - store0, sum(map(process_cpu_s, pids)) - cams0
-        _check(result, store, [c.card for c in docked], clips)
-    shutil.rmtree(work)
-    return Offload(
-        cameras=len(cameras),
-        clips=clips,
-        bytes=sum(c.total_bytes for c in cameras),
-        wall_s=result["wall_s"],
-        dock_cpu_s=result["cpu_s"],
-        camera_cpu_s=cams_s,
-        store_cpu_s=store_s,
-        retries=result["failures"],
-        rss_start_bytes=result["rss_start_bytes"],
-        rss_peak_bytes=result["rss_peak_bytes"],
-        runner=result["runner"],
-    )

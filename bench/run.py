@@ -9,6 +9,7 @@ returns its :class:`~bench.figures.Figure` objects. docs/bench.md explains each 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -35,8 +36,9 @@ SCENARIOS = {
     # 1080p30 at 8 Mbit/s: a body camera's usual setting. The stream outlasts the 30 s ring
     # (the firmware's default) so that the ring has wrapped, and makes one minute of recording.
     "full": Scenario("full", 1920, 1080, 30, 8_000_000, seconds=60, ring_s=30),
-    # Same picture, fewer seconds: under a minute even where encoding 1080p is slow.
-    "quick": Scenario("quick", 1920, 1080, 30, 8_000_000, seconds=15, ring_s=10),
+    # Same picture, fewer seconds, one run of each: under a minute even where encoding 1080p is
+    # slow (every evidence-store run starts its server: 3 runs of 3 kinds were half a minute).
+    "quick": Scenario("quick", 1920, 1080, 30, 8_000_000, seconds=15, ring_s=10, repeats=1),
     # Seconds of small video: proves the harness runs end to end (tests/bench), nothing more.
     "smoke": Scenario("smoke", 320, 240, 30, 1_000_000, seconds=3, ring_s=1, repeats=1),
 }
@@ -62,16 +64,16 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(
         "recording path CPU", lambda c: [recording_cpu(c.stream, c.scenario, c.work / "rec")]
     ),
-    # 1,000 triggers in full mode, 200 quick, 20 smoke (bench.triggers.TRIGGERS)
+    # 1,000 triggers in full mode, 100 quick, 20 smoke (bench.triggers.TRIGGERS)
     Benchmark("trigger latency", lambda c: trigger_latency(c.scenario, c.work / "triggers")),
     # 20 clips x 10 segments of 1 MB in full mode, 6 x 5 quick, 2 x 2 of 64 kB smoke
     # (bench.evidence.SIZES); 1 API process, then 4 (`--workers 4`) fed by 4 clients at once
     Benchmark("evidence-store ingest", lambda c: evidence_ingest(c.scenario, c.work / "evidence")),
-    # 1 camera and 3 at once, 10 clips x 10 segments of 1 MB each in full mode, 4 x 5 quick,
-    # 2 x 2 of 64 kB smoke (bench.dock.SIZES); against sha256sum and curl on the same bytes
+    # 1 camera, 3 and 8 at once, 5 clips x 10 segments of 1 MB each in full mode, 2 x 5 quick,
+    # 2 x 2 of 64 kB smoke (bench.dock.SIZES); against sha256sum, curl and rclone, same bytes
     Benchmark("dock offload throughput", lambda c: dock_throughput(c.scenario, c.work / "dock")),
-    # one clip of 2,000 segments of 1 MB (2 GB) in full mode, 100 quick, 20 of 64 kB smoke,
-    # against one with a tenth of the segments
+    # one clip of 300 segments of 1 MB in full mode, 50 quick, 20 of 64 kB smoke, against one
+    # with a tenth of the segments (10x the bytes is what shows flatness, not gigabytes)
     Benchmark("dock memory, large clip", lambda c: dock_memory(c.scenario, c.work / "dock-mem")),
 )
 
@@ -114,16 +116,22 @@ def select(only: str | None) -> list[Benchmark]:
 
 def run(
     scenario: Scenario, work: Path, console: Console, benchmarks: Sequence[Benchmark] = BENCHMARKS
-) -> tuple[dict[str, object], list[Figure]]:
+) -> tuple[dict[str, object], list[Figure], dict[str, float]]:
+    """The machine, every figure, and the wall seconds each step took (to keep the run short)."""
     machine = describe_machine(work)
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     with console.status(f"encoding the benchmark video ({scenario.describe()})"):
         stream = encode_stream(scenario, work / "stream")
+    seconds["encoding the benchmark video"] = round(time.perf_counter() - started, 1)
     context = RunContext(scenario, stream, work)
     figures: list[Figure] = []
     for benchmark in benchmarks:
+        started = time.perf_counter()
         with console.status(f"measuring {benchmark.title}"):
             figures.extend(benchmark.run(context))
-    return machine, figures
+        seconds[benchmark.title] = round(time.perf_counter() - started, 1)
+    return machine, figures, seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,20 +146,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="bwc-bench-", dir=args.work) as tmp:
-            machine, figures = run(scenario, Path(tmp), console, select(args.only))
+            machine, figures, seconds = run(scenario, Path(tmp), console, select(args.only))
     except BenchError as exc:
         console.print(f"[red]benchmark failed: {exc}[/red]")
         return 1
+    elapsed_s = round(time.perf_counter() - started, 1)
     document = results_json(
         machine,
         figures,
         mode=scenario.mode,
         date=datetime.now(UTC).isoformat(timespec="seconds"),
-        elapsed_s=round(time.perf_counter() - started, 1),
+        elapsed_s=elapsed_s,
+        seconds=seconds,
+        load_average=[round(x, 2) for x in os.getloadavg()],  # a shared machine slows figures
         scenario=asdict(scenario),
     )
     write_results(args.out, document)
     render_table(machine, figures, console, title=f"bwc benchmarks ({scenario.mode} mode)")
+    steps = ", ".join(f"{title} {s:.0f} s" for title, s in seconds.items())
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    console.print(f"{elapsed_s:.0f} s in all ({steps}); load average at the end {load}")
     console.print(f"wrote {args.out}")
     return 0
 

