@@ -16,7 +16,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from custody import audit, envelope, manifest, receipt, segment, trigger
+from custody import audit, envelope, file_receipt, manifest, receipt, segment, trigger
 from custody.canonical import b64e, canonical_bytes, sha256_hex
 from custody.clipid import clip_id_bytes
 from custody.keys import key_id, private_pem, public_pem, raw_public
@@ -224,6 +224,25 @@ def receipt_vectors() -> dict[str, Any]:
     }
 
 
+def file_receipt_vectors() -> dict[str, Any]:
+    data = b"\x00\x00\x00\x18ftypmp42 another maker's export"
+    issued = file_receipt.issue_file_receipt(
+        store(),
+        evidence_id="FILE-2024-000007",
+        sha256=sha256_hex(data),
+        size=len(data),
+        name="MOV_0001.MP4",
+        submitted_by="dock:dock-01",
+        stored_at_ns=1_700_000_950_000_000_000,
+    )
+    return {
+        "store_private_seed_hex": STORE_SEED.hex(),
+        "file_hex": data.hex(),
+        "signed_message_hex": issued.signed_message().hex(),
+        "receipt": issued.to_bytes().decode(),
+    }
+
+
 def audit_vectors() -> dict[str, Any]:
     lines: list[bytes] = []
     writer = audit.AuditWriter.start(
@@ -342,6 +361,7 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "keywrap": keywrap_vectors,
     "manifest": manifest_vectors,
     "receipt": receipt_vectors,
+    "file-receipt": file_receipt_vectors,
     "audit": audit_vectors,
     "trigger": trigger_vectors,
 }

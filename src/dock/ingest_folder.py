@@ -7,10 +7,12 @@ Two kinds of item (recorded in :mod:`dock.ingest_table`):
   clip uploader, and moved to ``done/`` only once the store's receipt verifies against the
   manifest and is recorded durably. There is no erase step: the dock owns no camera here.
 * **foreign files** (anything else, e.g. MP4 exports of another maker's mass-storage camera):
-  hashed (SHA-256, streaming) and recorded as ``needs_endpoint``. The evidence store only ingests
-  sealed clips today; storing a foreign file needs an endpoint that takes the bytes with their
-  SHA-256, size, original name and the armorer's identity, and returns a signed receipt over that
-  hash (a receipt kind custody does not define yet). Until it exists the file stays where it is.
+  hashed (SHA-256, streaming, without following links), recorded, and sent to the evidence store
+  with that hash and the file's name (:meth:`EvidenceSink.put_file`). The store re-hashes the
+  bytes and signs a file receipt (docs/formats/file-receipt.md); the file is moved to ``done/``
+  only once that receipt verifies with the store key, names the same SHA-256 and size as the
+  dock's own hash, and is recorded durably. A store that is down or refuses leaves the file
+  where it is (``uploading``, with the reason) for the next scan.
 
 An item is taken up when it is complete: on Linux when the writer closes it (inotify's
 close-write, watchdog's ``FileClosedEvent``) or renames it into place; everywhere, by a rescan
@@ -44,6 +46,7 @@ from watchdog.observers.api import BaseObserver
 from custody.clip import MANIFEST_NAME, segment_name
 from custody.clipid import check_clip_id
 from custody.errors import CustodyError
+from custody.file_receipt import check_file_name, require_valid_file_receipt
 from custody.receipt import require_valid_receipt
 from dock.errors import DockError, IngestRefused
 from dock.ingest_clip import ClipCheck, NoFollowSegments, check_clip
@@ -62,8 +65,6 @@ _log = structlog.get_logger(__name__)
 
 #: states a scan takes up again even when the files did not change
 _RETRIED = frozenset({ItemState.UPLOADING, ItemState.STORED})
-
-NEEDS_ENDPOINT = "hashed and kept here: the evidence store has no endpoint for foreign evidence yet"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,13 @@ class ClipUpload:
 
 #: uploads a verified clip to the evidence store and returns the store's receipt (JSON bytes)
 UploadClip = Callable[[ClipUpload], bytes]
+#: uploads a foreign file (path, the dock's SHA-256, its name) and returns the file receipt
+UploadFile = Callable[[Path, str, str], bytes]
+
+
+def file_uploader(sink: EvidenceSink) -> UploadFile:
+    """A foreign-file uploader over the pipeline's evidence sink."""
+    return sink.put_file
 
 
 def sink_uploader(sink: EvidenceSink) -> UploadClip:
@@ -136,6 +144,7 @@ class IngestFolder:
         table: IngestTable,
         *,
         upload_clip: UploadClip,
+        upload_file: UploadFile,
         device_key: Callable[[str], Ed25519PublicKey],
         store_key: Ed25519PublicKey,
         rescan_s: float = 30.0,
@@ -146,6 +155,7 @@ class IngestFolder:
         self.root = root
         self.table = table
         self._upload_clip = upload_clip
+        self._upload_file = upload_file
         self._device_key = device_key
         self._store_key = store_key
         self._rescan_s = rescan_s
@@ -276,10 +286,27 @@ class IngestFolder:
     # foreign files
 
     def _process_foreign(self, name: PurePosixPath) -> IngestItem | None:
+        key = str(name)
+        item = self.table.open_item(key)
+        if item is not None and item.state is ItemState.STORED:
+            return self._finish(name, item)
+        try:
+            check_file_name(name.name)
+        except CustodyError as exc:
+            raise IngestRefused(f"{key}: the store takes no such file name ({exc})") from exc
         with opened_file(self._fd(), name) as fd:
             sha256, size = sha256_of(fd)
-        return self._record(str(name), ItemKind.FOREIGN, ItemState.NEEDS_ENDPOINT,
-                            size=size, sha256=sha256, reason=NEEDS_ENDPOINT)  # fmt: skip
+        self._record(key, ItemKind.FOREIGN, ItemState.UPLOADING, size=size, sha256=sha256)
+        try:
+            # The sink reads the file again by path: the receipt's check against this hash
+            # catches a file that changed (or was swapped) in between.
+            receipt = self._upload_file(self.root / name, sha256, name.name)
+            require_valid_file_receipt(receipt, self._store_key, sha256=sha256, size=size)
+        except (DockError, CustodyError) as exc:
+            # kept as uploading: the next scan tries again; the file stays where it is
+            return self._record(key, ItemKind.FOREIGN, ItemState.UPLOADING, reason=str(exc))
+        stored = self._record(key, ItemKind.FOREIGN, ItemState.STORED, receipt=receipt)
+        return self._finish(name, stored)
 
     # our sealed clips
 

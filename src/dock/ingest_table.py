@@ -7,12 +7,16 @@ durability: WAL and ``synchronous=FULL``, so a receipt is on disk before its ite
 States::
 
     waiting          a clip folder that is not complete yet (files still being copied)
-    needs_endpoint   a foreign file, hashed; the evidence store has no endpoint for foreign
-                     evidence yet, so it stays where it is until one exists (never faked)
+    needs_endpoint   written only by docks from before foreign files were uploaded (a hashed
+                     file left in place); such a row is taken up and uploaded at the next scan
     refused          a name or link the dock will not read (the reason says which)
     rejected         a clip folder that failed verification (never uploaded)
-    uploading        a verified clip handed to the store (last_error says why a try failed)
-    stored           the store's receipt verified and recorded; the item is being moved
+    uploading        a verified clip, or a hashed foreign file, handed to the store (the reason
+                     says why a try failed)
+    stored           the store's receipt verified and recorded; the item is being moved. A
+                     clip's receipt is a clip receipt (docs/formats/receipt.md) matching its
+                     manifest; a foreign file's is a file receipt (docs/formats/file-receipt.md)
+                     naming the SHA-256 and size the dock computed
     done             moved to done/
 
 Only ``stored`` and ``done`` rows hold a receipt, and every state but ``done`` can be reached

@@ -150,6 +150,9 @@ class _MeteredSink:
     def complete(self, upload_id: str) -> bytes:
         return self._counted(lambda: self._sink.complete(upload_id))
 
+    def put_file(self, path: Path, sha256: str, name: str) -> bytes:
+        return self._counted(lambda: self._sink.put_file(path, sha256, name))
+
     def _counted(self, call: Callable[[], T]) -> T:
         try:
             return call()

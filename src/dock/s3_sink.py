@@ -13,7 +13,8 @@ refused), not the receipt: once the dock has issued a receipt, nobody, dock incl
 delete or overwrite the locked versions before their retention ends.
 
 **Layout** (the evidence store's own S3 layout, evidence/s3_blobs.py): ``<manifest sha256>/
-manifest.jsonl``, ``<sha>/seg-NNNNNN.bwcs`` and the receipt at ``<sha>/receipt.json``. The
+manifest.jsonl``, ``<sha>/seg-NNNNNN.bwcs`` and the receipt at ``<sha>/receipt.json``; a foreign
+file from the ingest folder at ``files/<its sha256>``, its file receipt beside it. The
 upload id is the manifest's SHA-256, so everything about an upload can be found in the bucket
 again after a restart.
 
@@ -39,6 +40,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.clip import MANIFEST_NAME, read_limited, segment_name
 from custody.errors import CustodyError
+from custody.file_receipt import (
+    MAX_FILE_RECEIPT_BYTES,
+    issue_file_receipt,
+    require_valid_file_receipt,
+)
+from custody.keys import key_id
 from custody.manifest import MAX_MANIFEST_BYTES, Manifest, SegmentRecord, parse_manifest
 from custody.receipt import MAX_RECEIPT_BYTES, issue_receipt, require_valid_receipt
 from dock.config import S3SinkSettings
@@ -48,6 +55,7 @@ from dock.store_client import UploadState
 from dock.throttle import Throttle
 
 RECEIPT_NAME = "receipt.json"
+FILE_RECEIPT_SUFFIX = ".receipt.json"  # a foreign file's receipt, beside files/<sha256>
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -150,6 +158,57 @@ class S3EvidenceSink:
             self._confirm_held(key, record.cipher_sha256, record.size)
         receipt = self._stored_receipt(upload_id, data) or self._issue(upload_id, data)
         self._manifests.pop(upload_id, None)  # done: the cache stays small on a busy dock
+        return receipt
+
+    def put_file(self, path: Path, sha256: str, name: str) -> bytes:
+        """A foreign file at ``files/<sha256>``, locked; its file receipt by the ingest key.
+
+        The receipt is issued, as for clips, only once the bucket confirms it holds the bytes
+        (checksum read back) under lock, and kept beside them at ``files/<sha256>.receipt.json``;
+        the same bytes sent again get that receipt back.
+        """
+        self._require_object_lock()
+        if not _SHA256_RE.fullmatch(sha256):
+            raise StoreRefused(f"{sha256!r} is not a SHA-256", 400)
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise StoreRefused(f"cannot read {path}: {exc.strerror}", 400) from exc
+        key, receipt_key = f"files/{sha256}", f"files/{sha256}{FILE_RECEIPT_SUFFIX}"
+        stored = self._stored_file_receipt(receipt_key, sha256, size)
+        if stored is not None:
+            return stored
+        if not _matches(self.bucket.head(key), sha256, size):
+            self.bucket.put_file(key, path, sha256, self._lock)
+        self._confirm_held(key, sha256, size)
+        try:
+            receipt = issue_file_receipt(
+                self._ingest_key, evidence_id=f"s3://{self.bucket.name}/{key}", sha256=sha256,
+                size=size, name=name, submitted_by=f"dock:ingest-key-{key_id(self._ingest_key)}",
+                stored_at_ns=self._wall_ns(),
+            ).to_bytes()  # fmt: skip
+        except CustodyError as exc:  # a name that is no plain file name
+            raise StoreRefused(f"no receipt for {name!r}: {exc}", 400) from exc
+        if self.bucket.put_bytes(receipt_key, receipt, self._lock, if_absent=True):
+            return receipt
+        raced = self._stored_file_receipt(receipt_key, sha256, size)
+        if raced is None:
+            raise StoreUnavailable(f"{self.bucket.where} lost the receipt at {receipt_key}: retry")
+        return raced
+
+    def _stored_file_receipt(self, key: str, sha256: str, size: int) -> bytes | None:
+        receipt = self.bucket.get(key, MAX_FILE_RECEIPT_BYTES)
+        if receipt is None:
+            return None
+        try:
+            require_valid_file_receipt(
+                receipt, self._ingest_key.public_key(), sha256=sha256, size=size
+            )
+        except CustodyError as exc:
+            raise ReceiptRejected(
+                f"the receipt in {self.bucket.where} at {key} does not verify with this dock's "
+                f"ingest key ({exc}): restore the ingest key"
+            ) from exc
         return receipt
 
     def _issue(self, upload_id: str, data: bytes) -> bytes:

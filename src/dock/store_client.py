@@ -3,7 +3,8 @@
 :class:`EvidenceSink` is the interface the pipeline uploads through, shaped so that an
 S3-compatible object store can sit behind it too: open an upload for a sealed manifest, put
 segment files (from the spool, streamed), ask what is already acknowledged (to resume after a
-crash or a cut), and complete for the store's signed receipt.
+crash or a cut), and complete for the store's signed receipt. Foreign files from the ingest
+folder go up whole, with the SHA-256 the dock computed, for a signed file receipt.
 
 :class:`HttpEvidenceSink` speaks the evidence store's ``/v1`` API. Connection faults, timeouts and
 5xx answers are :class:`StoreUnavailable` (retry later); a 4xx is :class:`StoreRefused` carrying
@@ -16,9 +17,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
+from urllib.parse import quote
 
 import requests
 
+from custody.file_receipt import MAX_FILE_RECEIPT_BYTES
 from custody.receipt import MAX_RECEIPT_BYTES
 from dock import progress
 from dock.errors import StoreRefused, StoreUnavailable
@@ -56,6 +59,15 @@ class EvidenceSink(Protocol):
 
     def complete(self, upload_id: str) -> bytes:
         """Finish the upload; the sink's signed receipt (docs/formats/receipt.md) as bytes."""
+        ...
+
+    def put_file(self, path: Path, sha256: str, name: str) -> bytes:
+        """Store a foreign file, streamed; the sink's signed file receipt as bytes.
+
+        ``sha256`` is what the dock computed (the sink refuses other bytes) and ``name`` the
+        file's original name (docs/formats/file-receipt.md). Sending stored bytes again is
+        harmless: the receipt comes back again.
+        """
         ...
 
 
@@ -116,8 +128,19 @@ class HttpEvidenceSink:
         self._check(answer, (200,))
         return _read_bounded(answer, MAX_RECEIPT_BYTES, "the receipt")
 
+    def put_file(self, path: Path, sha256: str, name: str) -> bytes:
+        headers = {"X-Content-SHA256": sha256, "X-File-Name": quote(name, safe="")}
+        answer = self._send_file("PUT", "/v1/files", path, "application/octet-stream", headers)
+        self._check(answer, (200, 201))
+        return _read_bounded(answer, MAX_FILE_RECEIPT_BYTES, "the file receipt")
+
     def _send_file(
-        self, method: str, path: str, file: Path, content_type: str
+        self,
+        method: str,
+        path: str,
+        file: Path,
+        content_type: str,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
         try:
             f = file.open("rb")
@@ -126,7 +149,8 @@ class HttpEvidenceSink:
             raise storage_error(exc, str(file)) from exc
         with f:
             body = _FileBody(f, size, self._throttle)
-            return self._request(method, path, data=body, headers={"Content-Type": content_type})
+            sent = {"Content-Type": content_type, **(headers or {})}
+            return self._request(method, path, data=body, headers=sent)
 
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 
 from evidence.errors import BadRequest, StoreSetupError, VerificationFailed
@@ -53,6 +54,36 @@ class FolderBlobStore:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             raise StoreSetupError(f"cannot write {path}: {exc.strerror}; check the disk") from exc
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], sha256: str) -> int:
+        """Written to a temporary file while hashing; renamed into place only if it matches."""
+        path = self._path(key)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        digest, size = hashlib.sha256(), 0
+        try:
+            fd = _create(tmp)
+            try:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                if digest.hexdigest() != sha256:
+                    raise VerificationFailed(
+                        f"{key}: the data does not match its sha256; send it again"
+                    )
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(path)
+            _fsync_folder(path.parent)
+        except OSError as exc:
+            raise StoreSetupError(f"cannot write {path}: {exc.strerror}; check the disk") from exc
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()  # already renamed when it matched: then there is nothing to remove
+        return size
 
     def get(self, key: str) -> bytes | None:
         try:

@@ -292,6 +292,11 @@ class IngestService:
         return self._audit
 
     @property
+    def store_key(self) -> Ed25519PrivateKey:
+        """The receipt signing key (file receipts are signed with it too)."""
+        return self._key
+
+    @property
     def wall_ns(self) -> Callable[[], int]:
         return self._wall_ns
 

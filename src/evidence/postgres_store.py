@@ -60,6 +60,11 @@ CREATE TABLE IF NOT EXISTS tombstones (
     category TEXT NOT NULL, expires_at_ns BIGINT NOT NULL, rule TEXT NOT NULL,
     purged_by TEXT NOT NULL, purged_at_ns BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+    evidence_id TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, size BIGINT NOT NULL,
+    name TEXT NOT NULL, submitted_by TEXT NOT NULL, stored_at_ns BIGINT NOT NULL,
+    receipt BYTEA NOT NULL
+);
 """
 # Concurrent CREATE ... IF NOT EXISTS can still collide in PostgreSQL's catalogue: take a lock.
 _SCHEMA_LOCK = 0x6277_6373_6368_656D  # "bwcschem"

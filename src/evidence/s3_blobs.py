@@ -36,8 +36,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -59,6 +60,7 @@ from evidence.errors import (
     BadRequest,
     BlobLocked,
     EvidenceError,
+    PayloadTooLarge,
     StoreSetupError,
     VerificationFailed,
 )
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
 INDEFINITE_NS = 36_500 * NS_PER_DAY  # 100 years: what "kept indefinitely" locks for
 MIN_LOCK_NS = 60 * 10**9  # the soonest retention date the store sets, from now
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_MAX_SINGLE_PUT = 5 * 1024**3  # the largest object one S3 PutObject takes
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 _DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
 _BAD_DIGEST = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
@@ -202,6 +205,39 @@ class S3BlobStore:
                 ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
             )
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], sha256: str) -> int:
+        """Spooled to a local temporary file while hashing, then sent in one checksummed PUT.
+
+        One PUT keeps S3's own SHA-256 check over the whole object (a multipart upload's
+        checksum is per part); it limits a file to S3's 5 GiB for a single PUT.
+        """
+        check_blob_key(key)
+        digest, size = hashlib.sha256(), 0
+        with tempfile.TemporaryFile() as spool:
+            for chunk in chunks:
+                digest.update(chunk)
+                size += len(chunk)
+                spool.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise VerificationFailed(
+                    f"{key}: the data does not match its sha256; send it again"
+                )
+            if size > _MAX_SINGLE_PUT:
+                raise PayloadTooLarge(
+                    f"{key}: {size} bytes is more than the {_MAX_SINGLE_PUT} one S3 PUT takes"
+                )
+            spool.seek(0)
+            with self._s3(f"store {key}"):
+                self._client.put_object(
+                    Bucket=self.bucket,
+                    Key=key,
+                    Body=spool,
+                    ContentLength=size,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=base64.b64encode(bytes.fromhex(sha256)).decode(),
+                )
+        return size
 
     def get(self, key: str) -> bytes | None:
         check_blob_key(key)

@@ -23,6 +23,7 @@ from evidence.storage import (
     ExpectedSegment,
     Hold,
     Retention,
+    StoredFile,
     Tombstone,
     Upload,
 )
@@ -42,6 +43,7 @@ TOMBSTONE_COLUMNS = (
     "evidence_id, manifest_sha256, clip_id, device_id, officer_id, stored_at_ns, category, "
     "expires_at_ns, rule, purged_by, purged_at_ns"
 )
+FILE_COLUMNS = "evidence_id, sha256, size, name, submitted_by, stored_at_ns"
 _EVIDENCE_COLUMNS_OF_E = ", ".join(f"e.{c.strip()}" for c in EVIDENCE_COLUMNS.split(","))
 # Expired and not held: the one condition purge selects by and re-checks before deleting.
 _PURGEABLE = (
@@ -363,6 +365,38 @@ class SqlMetadataStore(ABC):
 
     def audit_log(self) -> bytes:
         return b"".join(bytes(row[0]) for row in self._all("SELECT line FROM audit ORDER BY seq"))
+
+    def add_file(self, stored: StoredFile, receipt: bytes) -> StoredFile:
+        f = stored
+        with self._tx() as tx:
+            inserted = tx.execute(
+                f"INSERT INTO files ({FILE_COLUMNS}, receipt) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (sha256) DO NOTHING",
+                (f.evidence_id, f.sha256, f.size, f.name, f.submitted_by, f.stored_at_ns, receipt),
+            ).rowcount
+            if inserted:
+                return stored
+            # another request stored the same bytes first: theirs is the record
+            row = tx.execute(
+                f"SELECT {FILE_COLUMNS} FROM files WHERE sha256 = ?", (f.sha256,)
+            ).fetchone()
+        return StoredFile(*_present(row))
+
+    def file_for_sha256(self, sha256: str) -> StoredFile | None:
+        row = self._one(f"SELECT {FILE_COLUMNS} FROM files WHERE sha256 = ?", sha256)
+        return None if row is None else StoredFile(*row)
+
+    def file_receipt(self, evidence_id: str) -> bytes | None:
+        row = self._one("SELECT receipt FROM files WHERE evidence_id = ?", evidence_id)
+        return None if row is None else bytes(row[0])
+
+    def list_files(self, *, limit: int, offset: int) -> list[StoredFile]:
+        rows = self._all(
+            f"SELECT {FILE_COLUMNS} FROM files ORDER BY stored_at_ns, evidence_id LIMIT ? OFFSET ?",
+            limit,
+            offset,
+        )
+        return [StoredFile(*row) for row in rows]
 
 
 def _upsert_retention(tx: Transaction, r: Retention) -> None:

@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS tombstones (
     category TEXT NOT NULL, expires_at_ns INTEGER NOT NULL, rule TEXT NOT NULL,
     purged_by TEXT NOT NULL, purged_at_ns INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS files (
+    evidence_id TEXT PRIMARY KEY, sha256 TEXT NOT NULL UNIQUE, size INTEGER NOT NULL,
+    name TEXT NOT NULL, submitted_by TEXT NOT NULL, stored_at_ns INTEGER NOT NULL,
+    receipt BLOB NOT NULL
+);
 """
 
 # How long a write waits for another process's transaction before giving up.

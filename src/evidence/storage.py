@@ -8,7 +8,7 @@ embedded default) and PostgreSQL and S3 (a scaled deployment) implement the same
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -16,12 +16,31 @@ from evidence.errors import BadRequest
 
 #: blob keys: "<manifest sha256>/manifest.jsonl" or "<manifest sha256>/seg-NNNNNN.bwcs"
 BLOB_KEY_RE = re.compile(r"[0-9a-f]{64}/(manifest\.jsonl|seg-\d{6,10}\.bwcs)")
+#: a foreign file's blob key: "files/<its sha256>" (its name is metadata, never part of a key)
+FILE_KEY_RE = re.compile(r"files/[0-9a-f]{64}")
+FILES_PREFIX = "files"
 
 
 def check_blob_key(key: str) -> str:
-    if not BLOB_KEY_RE.fullmatch(key):
-        raise BadRequest(f"blob key {key!r} is not a manifest or segment key")
+    if not (BLOB_KEY_RE.fullmatch(key) or FILE_KEY_RE.fullmatch(key)):
+        raise BadRequest(f"blob key {key!r} is not a manifest or segment key, nor files/<sha256>")
     return key
+
+
+def file_key(sha256: str) -> str:
+    return check_blob_key(f"{FILES_PREFIX}/{sha256}")
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A foreign file the store holds (an export of another maker's camera)."""
+
+    evidence_id: str
+    sha256: str
+    size: int
+    name: str  # the original name: metadata only, never a path
+    submitted_by: str
+    stored_at_ns: int
 
 
 @dataclass(frozen=True)
@@ -222,12 +241,35 @@ class MetadataStore(Protocol):
 
     def audit_log(self) -> bytes: ...
 
+    def add_file(self, stored: StoredFile, receipt: bytes) -> StoredFile:
+        """Record a foreign file and its receipt, or return the record of the same bytes.
+
+        One record per SHA-256, however many requests race: the first one wins.
+        """
+        ...
+
+    def file_for_sha256(self, sha256: str) -> StoredFile | None: ...
+
+    def file_receipt(self, evidence_id: str) -> bytes | None: ...
+
+    def list_files(self, *, limit: int, offset: int) -> list[StoredFile]:
+        """Stored foreign files, oldest first."""
+        ...
+
     def close(self) -> None: ...
 
 
 class BlobStore(Protocol):
     def put(self, key: str, data: bytes, sha256: str) -> None:
         """Store ``data`` durably, refusing it unless its SHA-256 is ``sha256``."""
+        ...
+
+    def put_stream(self, key: str, chunks: Iterable[bytes], sha256: str) -> int:
+        """Store the bytes of ``chunks`` durably without holding them in memory; their size.
+
+        Refused with ``VerificationFailed`` unless their SHA-256 is ``sha256``: nothing is
+        stored then, and whatever was at ``key`` stays as it was.
+        """
         ...
 
     def get(self, key: str) -> bytes | None: ...

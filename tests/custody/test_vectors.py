@@ -17,6 +17,7 @@ from custody.canonical import b64d, b64e, canonical_bytes, parse_json, sha256_he
 from custody.clip import MemorySegments
 from custody.envelope import WrappedKey, derive_kek, unwrap_data_key
 from custody.errors import FormatError
+from custody.file_receipt import verify_file_receipt
 from custody.keys import key_id, raw_public
 from custody.manifest import manifest_digest
 from custody.receipt import verify_receipt
@@ -128,3 +129,15 @@ def test_audit_vectors_verify() -> None:
     report = verify_audit(vectors.joined(doc["log_lines"]), [signer.public_key()])
     assert report.ok, report.first_failure
     assert report.checkpoints == doc["checkpoints"]
+
+
+def test_file_receipt_vectors_verify_against_the_file() -> None:
+    doc = load("file-receipt")
+    store = Ed25519PrivateKey.from_private_bytes(_seed(doc["store_private_seed_hex"]))
+    data = bytes.fromhex(doc["file_hex"])
+    report = verify_file_receipt(
+        doc["receipt"].encode(), store.public_key(), sha256=sha256_hex(data), size=len(data)
+    )
+    assert report.ok, report.first_failure
+    signature = parse_json(doc["receipt"].encode().strip(), what="file receipt")["signature"]
+    assert b64e(store.sign(bytes.fromhex(doc["signed_message_hex"]))) == signature

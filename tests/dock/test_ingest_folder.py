@@ -1,5 +1,5 @@
-"""The ingest folder: dropped files are hashed and recorded; sealed clips go to the store and move
-to done/ only once its receipt verifies; links and names that climb out are refused."""
+"""The ingest folder: dropped files and sealed clips go to the store and move to done/ only once
+its receipt verifies; links and names that climb out are refused."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.polling import PollingObserver
 
 from custody.clip import MANIFEST_NAME, SealedClip, segment_name
+from custody.file_receipt import parse_file_receipt, verify_file_receipt
 from custody.keys import public_pem, write_atomic
 from custody.receipt import verify_receipt
 from dock.enrolment import EnrolledDevices
 from dock.errors import IngestRefused, LedgerError
-from dock.ingest_folder import NEEDS_ENDPOINT, ClipUpload, IngestFolder, sink_uploader
+from dock.ingest_folder import ClipUpload, IngestFolder, UploadFile, file_uploader, sink_uploader
 from dock.ingest_names import relative_name
 from dock.ingest_table import IngestItem, IngestTable, ItemKind, ItemState
 from dock.ledger import Ledger
@@ -83,6 +84,12 @@ class GatedSink:
         assert self.release.wait(WAIT_S), "the test never released the receipt"
         return self.inner.complete(upload_id)
 
+    def put_file(self, path: Path, sha256: str, name: str) -> bytes:
+        receipt = self.inner.put_file(path, sha256, name)  # stored: only the answer is held
+        self.completing.set()
+        assert self.release.wait(WAIT_S), "the test never released the receipt"
+        return receipt
+
 
 @pytest.fixture
 def enrolled(tmp_path: Path, device_key: Ed25519PrivateKey) -> EnrolledDevices:
@@ -128,10 +135,12 @@ def start_ingest(
         sink: EvidenceSink | None = None,
         *,
         upload: Uploader | None = None,
+        upload_file: UploadFile | None = None,
         observer: BaseObserver | None = None,
         rescan_s: float = 0.05,
     ) -> Ingest:
         inner = upload or (sink_uploader(sink) if sink is not None else _refuse_uploads)
+        files = upload_file or (file_uploader(sink) if sink is not None else _refuse_files)
 
         def recorded(clip: ClipUpload) -> bytes:
             uploads.append(clip)
@@ -141,6 +150,7 @@ def start_ingest(
             tmp_path / "ingest",
             table,
             upload_clip=recorded,
+            upload_file=files,
             device_key=enrolled.key_for,
             store_key=store.public,
             rescan_s=rescan_s,
@@ -158,6 +168,10 @@ def start_ingest(
 
 def _refuse_uploads(clip: ClipUpload) -> bytes:
     raise AssertionError(f"clip {clip.clip_id} was uploaded in a test that forbids it")
+
+
+def _refuse_files(path: Path, sha256: str, name: str) -> bytes:
+    raise AssertionError(f"file {path} was uploaded in a test that forbids it")
 
 
 @pytest.fixture
@@ -183,34 +197,41 @@ def drop_clip(clip: SealedClip, root: Path, staging: Path) -> Path:
 # foreign files
 
 
-def test_a_dropped_foreign_file_is_hashed_recorded_and_kept_for_a_foreign_endpoint(
-    start_ingest: StartIngest, uploads: list[ClipUpload]
+def test_a_dropped_foreign_file_moves_to_done_only_after_a_verified_file_receipt(
+    start_ingest: StartIngest, http_sink: HttpEvidenceSink, store: Store
 ) -> None:
-    ingest = start_ingest()
-    data = os.urandom(3 * 1024 * 1024 + 17)  # several hashing chunks
+    gated = GatedSink(http_sink)
+    ingest = start_ingest(gated)
+    data = os.urandom(3 * 1024 * 1024 + 17)  # several hashing and body chunks
+    sha256 = hashlib.sha256(data).hexdigest()
     (ingest.root / "DCIM").mkdir()
     (ingest.root / "DCIM" / "MOV_0001.MP4").write_bytes(data)
+    assert gated.completing.wait(WAIT_S), "the file was never uploaded"
 
-    item = ingest.wait_for("DCIM/MOV_0001.MP4", ItemState.NEEDS_ENDPOINT)
-
-    assert (item.kind, item.size, item.sha256) == (
-        ItemKind.FOREIGN,
-        len(data),
-        hashlib.sha256(data).hexdigest(),
-    )
-    assert item.reason == NEEDS_ENDPOINT and item.receipt is None
+    # the store holds it but its receipt has not reached the dock: nothing may move yet
+    uploading = ingest.folder.table.open_item("DCIM/MOV_0001.MP4")
+    assert uploading is not None and uploading.state is ItemState.UPLOADING
     assert (ingest.root / "DCIM" / "MOV_0001.MP4").read_bytes() == data
-    assert list((ingest.root / "done").iterdir()) == []
-    assert uploads == []
+    gated.release.set()
+
+    done = ingest.wait_for("DCIM/MOV_0001.MP4", ItemState.DONE)
+    assert (done.kind, done.size, done.sha256) == (ItemKind.FOREIGN, len(data), sha256)
+    assert done.receipt is not None
+    assert verify_file_receipt(done.receipt, store.public, sha256=sha256, size=len(data)).ok
+    assert parse_file_receipt(done.receipt).name == "MOV_0001.MP4"
+    assert not (ingest.root / "DCIM" / "MOV_0001.MP4").exists()
+    assert (ingest.root / "done" / "DCIM" / "MOV_0001.MP4").read_bytes() == data
+    assert store.service.metadata.file_for_sha256(sha256) is not None
 
 
 def test_a_file_is_taken_up_when_its_writer_closes_it_not_while_it_is_written(
-    start_ingest: StartIngest,
+    start_ingest: StartIngest, http_sink: HttpEvidenceSink
 ) -> None:
     observer = Observer()
     if not isinstance(observer, InotifyObserver):
         pytest.skip("close-write events need inotify (Linux)")
-    ingest = start_ingest(observer=observer, rescan_s=3600)  # only the close event can trigger
+    # only the close event can trigger
+    ingest = start_ingest(http_sink, observer=observer, rescan_s=3600)
     first, second = b"a" * 100_000, b"b" * 100_000
 
     with (ingest.root / "export.avi").open("wb") as f:
@@ -219,20 +240,82 @@ def test_a_file_is_taken_up_when_its_writer_closes_it_not_while_it_is_written(
         os.fsync(f.fileno())
         f.write(second)
 
-    item = ingest.wait_for("export.avi", ItemState.NEEDS_ENDPOINT)
+    item = ingest.wait_for("export.avi", ItemState.DONE)
     assert item.sha256 == hashlib.sha256(first + second).hexdigest()
 
 
 def test_without_close_events_a_file_is_taken_up_once_its_size_stops_changing(
-    start_ingest: StartIngest,
+    start_ingest: StartIngest, http_sink: HttpEvidenceSink
 ) -> None:
-    ingest = start_ingest(observer=PollingObserver(timeout=0.05), rescan_s=0.05)
+    ingest = start_ingest(http_sink, observer=PollingObserver(timeout=0.05), rescan_s=0.05)
     data = b"exported by another maker's camera" * 1000
 
     (ingest.root / "clip.mts").write_bytes(data)
 
-    item = ingest.wait_for("clip.mts", ItemState.NEEDS_ENDPOINT)
+    item = ingest.wait_for("clip.mts", ItemState.DONE)
     assert (item.size, item.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_a_store_that_is_down_keeps_the_file_in_place_to_try_again(
+    start_ingest: StartIngest, store_sock: socket.socket, store: Store
+) -> None:
+    down = HttpEvidenceSink(url_of(store_sock), store.dock_token, timeout_s=2)
+    ingest = start_ingest(down)
+
+    (ingest.root / "MOV_0002.MP4").write_bytes(b"an export" * 100)
+
+    item = ingest.wait_for("MOV_0002.MP4", ItemState.UPLOADING, lambda i: i.reason is not None)
+    assert item.reason is not None and "store" in item.reason
+    assert item.receipt is None and (ingest.root / "MOV_0002.MP4").is_file()
+    assert list((ingest.root / "done").iterdir()) == []
+    down.close()
+
+
+def test_a_file_receipt_for_other_bytes_leaves_the_file_in_place(
+    start_ingest: StartIngest, http_sink: HttpEvidenceSink, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.mp4"
+    other.write_bytes(b"other bytes")
+    other_receipt = http_sink.put_file(
+        other, hashlib.sha256(b"other bytes").hexdigest(), "other.mp4"
+    )
+    ingest = start_ingest(upload_file=lambda *_: other_receipt)
+
+    (ingest.root / "MOV_0003.MP4").write_bytes(b"the armorer's export")
+
+    item = ingest.wait_for("MOV_0003.MP4", ItemState.UPLOADING, lambda i: i.reason is not None)
+    assert item.reason is not None and "the receipt is for other data" in item.reason
+    assert (ingest.root / "MOV_0003.MP4").is_file()
+
+
+def test_a_clip_receipt_is_not_taken_for_a_file_receipt(
+    start_ingest: StartIngest, http_sink: HttpEvidenceSink, clip: SealedClip, tmp_path: Path
+) -> None:
+    clip.write_to(tmp_path / "staged")
+    clip_receipt = upload_folder(http_sink, tmp_path / "staged")
+    ingest = start_ingest(upload_file=lambda *_: clip_receipt)
+
+    (ingest.root / "MOV_0004.MP4").write_bytes(b"an export")
+
+    item = ingest.wait_for("MOV_0004.MP4", ItemState.UPLOADING, lambda i: i.reason is not None)
+    assert item.reason is not None and "not a bwc file receipt" in item.reason
+    assert (ingest.root / "MOV_0004.MP4").is_file()
+
+
+def test_a_dock_restarted_after_recording_a_file_receipt_only_moves_the_file(
+    start_ingest: StartIngest, http_sink: HttpEvidenceSink, table: IngestTable, tmp_path: Path
+) -> None:
+    root = tmp_path / "ingest"
+    root.mkdir()
+    (root / "MOV_0005.MP4").write_bytes(b"stored before the dock died")
+    sha256 = hashlib.sha256(b"stored before the dock died").hexdigest()
+    receipt = http_sink.put_file(root / "MOV_0005.MP4", sha256, "MOV_0005.MP4")
+    table.record("MOV_0005.MP4", ItemKind.FOREIGN, ItemState.STORED, receipt=receipt)
+
+    ingest = start_ingest()  # any upload fails the test
+
+    done = ingest.wait_for("MOV_0005.MP4", ItemState.DONE)
+    assert done.receipt == receipt and (root / "done" / "MOV_0005.MP4").is_file()
 
 
 # refusals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,11 +49,22 @@ def test_a_blob_whose_sha256_does_not_match_is_not_stored(blobs: BlobStore) -> N
 
 
 @pytest.mark.parametrize(
-    "key", ["../escape", f"{SHA}/../../escape", f"{SHA}/receipt.json", "/etc/passwd", ""]
+    "key",
+    [
+        "../escape",
+        f"{SHA}/../../escape",
+        f"{SHA}/receipt.json",
+        "/etc/passwd",
+        "",
+        "files/../escape",
+        f"files/{SHA}/x",
+        "files/MOV_0001.MP4",
+    ],
 )
 def test_a_key_outside_the_blob_layout_is_refused(blobs: BlobStore, key: str) -> None:
     for attempt in (
         lambda: blobs.put(key, b"", sha256(b"")),
+        lambda: blobs.put_stream(key, iter([b""]), sha256(b"")),
         lambda: blobs.get(key),
         lambda: blobs.exists(key),
         lambda: blobs.delete(key),
@@ -104,3 +116,28 @@ def test_listing_the_keys_of_something_not_a_manifest_sha256_is_refused(
 def test_any_bytes_are_read_back_exactly(blobs: BlobStore, data: bytes) -> None:
     blobs.put(KEY, data, sha256(data))
     assert blobs.get(KEY) == data
+
+
+FILE = f"files/{sha256(b'an export')}"
+
+
+def test_a_file_streamed_in_chunks_is_read_back_and_counted(blobs: BlobStore) -> None:
+    size = blobs.put_stream(FILE, iter([b"an ", b"", b"export"]), sha256(b"an export"))
+    assert (size, blobs.get(FILE)) == (len(b"an export"), b"an export")
+    assert blobs.manifests() == []  # a file is not a clip
+
+
+def test_a_stream_whose_sha256_does_not_match_is_not_stored(blobs: BlobStore) -> None:
+    with pytest.raises(VerificationFailed, match="does not match its sha256"):
+        blobs.put_stream(FILE, iter([b"an ", b"exp0rt"]), sha256(b"an export"))
+    assert not blobs.exists(FILE)
+
+
+def test_a_stream_that_fails_midway_leaves_nothing(blobs: BlobStore) -> None:
+    def broken() -> Iterator[bytes]:
+        yield b"an "
+        raise VerificationFailed("cut")
+
+    with pytest.raises(VerificationFailed, match="cut"):
+        blobs.put_stream(FILE, broken(), sha256(b"an export"))
+    assert not blobs.exists(FILE)

@@ -19,6 +19,7 @@ from evidence.storage import (
     Hold,
     MetadataStore,
     Retention,
+    StoredFile,
     Tombstone,
     Upload,
 )
@@ -329,3 +330,41 @@ def test_everything_survives_reopening(opener: Opener) -> None:
         assert tails == [AuditTail(1, b"check\n", 0)]
     finally:
         reopened.close()
+
+
+# Foreign files
+
+
+def stored_file(evidence_id: str = "f1", sha: str = SHA, at_ns: int = 5) -> StoredFile:
+    return StoredFile(evidence_id, sha, 1234, "MOV_0001.MP4", "dock:bay-1", at_ns)
+
+
+def test_a_file_is_read_back_with_its_receipt(store: MetadataStore) -> None:
+    assert store.add_file(stored_file(), b"file receipt") == stored_file()
+    assert store.file_for_sha256(SHA) == stored_file()
+    assert store.file_receipt("f1") == b"file receipt"
+    assert (store.file_for_sha256(OTHER), store.file_receipt("f2")) == (None, None)
+
+
+def test_a_second_file_with_the_same_bytes_returns_the_first(store: MetadataStore) -> None:
+    store.add_file(stored_file("f1"), b"first")
+    assert store.add_file(stored_file("f2", at_ns=9), b"second") == stored_file("f1")
+    assert store.file_receipt("f1") == b"first" and store.file_receipt("f2") is None
+
+
+def test_files_are_listed_oldest_first_in_pages_and_survive_a_reopen(opener: Opener) -> None:
+    first = opener()
+    first.add_file(stored_file("f2", OTHER, at_ns=9), b"r2")
+    first.add_file(stored_file("f1", SHA, at_ns=5), b"r1")
+    first.close()
+    again = opener()
+    try:
+        assert [f.evidence_id for f in again.list_files(limit=10, offset=0)] == ["f1", "f2"]
+        assert [f.evidence_id for f in again.list_files(limit=1, offset=1)] == ["f2"]
+    finally:
+        again.close()
+
+
+def test_files_are_not_clip_evidence(store: MetadataStore) -> None:
+    store.add_file(stored_file(), b"r")
+    assert store.list_evidence(limit=10, offset=0) == [] and store.counts() == (0, 0)

@@ -6,20 +6,23 @@ faults), never a traceback. The blocking service runs in the worker thread pool.
 
 One module per concern: :mod:`.models` (bodies), :mod:`.handlers` (errors), :mod:`.auth`
 (bearer tokens and roles), :mod:`.state` (what routes reach), and one router per area:
-:mod:`.uploads`, :mod:`.reads`, :mod:`.retention`, :mod:`.playback`, :mod:`.hls`, and
-:mod:`.metrics` (``GET /metrics`` for Prometheus, outside ``/v1/`` and the OpenAPI schema).
+:mod:`.uploads`, :mod:`.files` (foreign files), :mod:`.reads`, :mod:`.retention`,
+:mod:`.playback`, :mod:`.hls`, and :mod:`.metrics` (``GET /metrics`` for Prometheus, outside
+``/v1/`` and the OpenAPI schema).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
+from evidence.api import files as files_routes
 from evidence.api import hls, reads, uploads
 from evidence.api import metrics as metrics_routes
 from evidence.api import playback as playback_routes
 from evidence.api import retention as retention_routes
 from evidence.api.handlers import install_error_handlers
 from evidence.api.state import ApiState
+from evidence.files import FileService
 from evidence.ingest import IngestService
 from evidence.metrics import StoreMetrics
 from evidence.playback import PlaybackService
@@ -53,10 +56,12 @@ def create_app(
         tokens,
         max_body_bytes,
         playback or PlaybackService.beside(service, None),
+        FileService.beside(service),
     )
     app.state.bwc_metrics = metrics = metrics or StoreMetrics(service.metadata)
     app.add_middleware(metrics_routes.CountAnswers, metrics=metrics)
     install_error_handlers(app)
-    for area in (uploads, reads, retention_routes, playback_routes, hls, metrics_routes):
+    areas = (uploads, files_routes, reads, retention_routes, playback_routes, hls, metrics_routes)
+    for area in areas:
         app.include_router(area.router)
     return app

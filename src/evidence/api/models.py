@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from evidence.ingest import UploadStatus
 from evidence.retention import MAX_REASON, RetentionStatus
-from evidence.storage import Evidence, Hold, Retention, Tombstone
+from evidence.storage import Evidence, Hold, Retention, StoredFile, Tombstone
 
 ID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
 UploadId = Annotated[str, Path(pattern=ID_PATTERN, description="upload id (a UUID)")]
@@ -152,3 +152,19 @@ class TombstoneOut(BaseModel):
     @classmethod
     def of(cls, t: Tombstone) -> TombstoneOut:
         return cls.model_validate(t, from_attributes=True)
+
+
+class FileOut(BaseModel):
+    evidence_id: str
+    sha256: str
+    size: int
+    name: str  # the original name, as metadata
+    submitted_by: str
+    stored_at_ns: int
+
+    @classmethod
+    def of(cls, f: StoredFile) -> FileOut:
+        return cls(
+            evidence_id=f.evidence_id, sha256=f.sha256, size=f.size, name=f.name,
+            submitted_by=f.submitted_by, stored_at_ns=f.stored_at_ns,
+        )  # fmt: skip

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
 from evidence.errors import BadRequest, PayloadTooLarge
+from evidence.files import FileService
 from evidence.ingest import IngestService
 from evidence.playback import PlaybackService
 from evidence.retention import RetentionService
@@ -25,6 +26,7 @@ class ApiState:
     tokens: TokenTable
     max_body_bytes: int
     playback: PlaybackService
+    files: FileService
 
 
 def api_state(request: Request) -> ApiState:
@@ -45,7 +47,12 @@ def _playback(request: Request) -> PlaybackService:
     return api_state(request).playback
 
 
+def _files(request: Request) -> FileService:
+    return api_state(request).files
+
+
 Service = Annotated[IngestService, Depends(_service)]
+Files = Annotated[FileService, Depends(_files)]
 Retentions = Annotated[RetentionService, Depends(_retention)]
 Playbacks = Annotated[PlaybackService, Depends(_playback)]
 
