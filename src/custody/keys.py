@@ -35,6 +35,7 @@ class Role(StrEnum):
     AGENCY = "agency"  # recording key pair: data keys are wrapped to its public half
     STORE = "store"  # evidence store: signs receipts
     DOCK = "dock"  # dock credential: signs the dock's audit log and authenticates to cameras
+    RELEASE = "release"  # agency release key: signs firmware bundles and configuration profiles
 
 
 ROLE_ALGORITHM: dict[Role, str] = {
@@ -42,6 +43,7 @@ ROLE_ALGORITHM: dict[Role, str] = {
     Role.AGENCY: "X25519",
     Role.STORE: "Ed25519",
     Role.DOCK: "Ed25519",
+    Role.RELEASE: "Ed25519",
 }
 
 

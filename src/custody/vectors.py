@@ -22,6 +22,7 @@ from custody.clipid import clip_id_bytes
 from custody.keys import key_id, private_pem, public_pem, raw_public
 from custody.manifest import ClipHeader, ClipInfo, EventRecord, SegmentRecord
 from custody.manifest_writer import ManifestWriter, seal_message
+from custody.vectors_release import firmware_vectors, profile_vectors
 
 DEVICE_SEED = bytes(range(0, 32))
 AGENCY_SEED = bytes(range(32, 64))
@@ -364,6 +365,8 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "file-receipt": file_receipt_vectors,
     "audit": audit_vectors,
     "trigger": trigger_vectors,
+    "firmware-bundle": firmware_vectors,
+    "profile": profile_vectors,
 }
 
 

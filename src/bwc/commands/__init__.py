@@ -5,7 +5,18 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from bwc.commands import demo, device, dock, evidence, hw, keys, pending, trigger, verify
+from bwc.commands import (
+    demo,
+    device,
+    dock,
+    evidence,
+    firmware,
+    hw,
+    keys,
+    pending,
+    trigger,
+    verify,
+)
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -19,4 +30,5 @@ COMMANDS: list[Register] = [
     evidence.register,
     dock.register,
     pending.register,
+    firmware.register,
 ]

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="create a key pair: NAME.key.pem (private, 0600) and NAME.pub.pem",
         description="Roles: device (Ed25519 identity, signs manifests), agency (X25519 "
         "recording key: clips are encrypted to it), store (Ed25519, signs receipts), "
-        "dock (Ed25519 dock credential).",
+        "dock (Ed25519 dock credential), release (Ed25519 agency release key: signs firmware "
+        "bundles and configuration profiles).",
     )
     generate.add_argument("--role", required=True, choices=[r.value for r in Role])
     generate.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write")
