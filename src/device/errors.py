@@ -79,3 +79,7 @@ class OffloadRejected(OffloadError):
     """A body that parsed but does not verify (receipt) or validate (registry, key)."""
 
     status = 422
+
+
+class FirmwareUpdateError(FirmwareError):
+    """A firmware bundle the camera refuses, or a slot area it cannot use; the message says why."""
