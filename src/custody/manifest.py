@@ -20,7 +20,9 @@ from custody.keys import key_id
 from custody.schema import require_fields, require_non_negative
 
 FORMAT = "bwc-manifest"
-VERSION = 1
+VERSION = 2  #: the newest version written: 2 adds the header's ``profile_id``
+VERSIONS = (1, 2)
+PROFILE_VERSION = 2  #: the first version whose header records a profile
 ZERO_HASH = "0" * 64
 MAX_LINE_BYTES = 64 * 1024
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024
@@ -41,6 +43,7 @@ class ClipInfo:
     triggers: tuple[dict[str, Any], ...] = ()  # the events that started the clip
     pre_event_ns: int = 0  # how much buffered footage precedes the start
     pre_event_audio: bool = False
+    profile_id: str = ""  # the configuration profile it was made under; "" for none
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,18 @@ class ClipHeader:
     def device_key_id(self) -> str:
         return key_id(self.device_public_key)
 
+    @property
+    def version(self) -> int:
+        """Version 1 unless a profile is recorded: manifests without one stay as they were."""
+        return PROFILE_VERSION if self.info.profile_id else 1
+
     def to_json(self) -> dict[str, Any]:
         i = self.info
+        profile = {"profile_id": i.profile_id} if i.profile_id else {}
         return {
             "type": "header",
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "prev": self.prev,
             "clip_id": self.clip_id,
             "device_id": i.device_id,
@@ -75,6 +84,7 @@ class ClipHeader:
             "triggers": [dict(t) for t in i.triggers],
             "pre_event": {"duration_ns": i.pre_event_ns, "audio": i.pre_event_audio},
             "data_key": self.data_key.to_json(),
+            **profile,
         }
 
 
@@ -226,19 +236,25 @@ def parse_record(line: bytes, number: int) -> Record:
 def _parse_header(obj: dict[str, Any], what: str) -> ClipHeader:
     if obj.get("type") != "header" or obj.get("format") != FORMAT:
         raise FormatError(f"{what}: not a bwc manifest header (type 'header', format {FORMAT!r})")
-    if obj.get("version") != VERSION:
+    version = obj.get("version")
+    if version not in VERSIONS or isinstance(version, bool):
         raise UnsupportedVersionError(
-            f"manifest format version {obj.get('version')!r} is not supported "
-            f"(this bwc reads version {VERSION}): upgrade bwc"
+            f"manifest format version {version!r} is not supported "
+            f"(this bwc reads versions {', '.join(map(str, VERSIONS))}): upgrade bwc"
         )
-    spec = {
+    spec: dict[str, type] = {
         "type": str, "format": str, "version": int, "prev": str, "clip_id": str,
         "device_id": str, "device_serial": str, "device_key_id": str, "device_public_key": str,
         "officer_id": str, "firmware_version": str, "start_wall_ns": int,
         "start_monotonic_ns": int, "time_sync_offset_ns": int, "triggers": list,
         "pre_event": dict, "data_key": dict,
     }  # fmt: skip
+    if version >= PROFILE_VERSION:
+        spec["profile_id"] = str
     require_fields(obj, spec, what)
+    profile_id = ""
+    if version >= PROFILE_VERSION:
+        profile_id = check_hex(obj["profile_id"], what=f"{what}.profile_id", chars=64)
     require_non_negative(obj, ("start_wall_ns", "start_monotonic_ns"), what)
     check_hex(obj["prev"], what=f"{what}.prev", chars=64)
     public = b64d(obj["device_public_key"], what=f"{what}.device_public_key", size=32)
@@ -259,6 +275,7 @@ def _parse_header(obj: dict[str, Any], what: str) -> ClipHeader:
         triggers=tuple(obj["triggers"]),
         pre_event_ns=obj["pre_event"]["duration_ns"],
         pre_event_audio=obj["pre_event"]["audio"],
+        profile_id=profile_id,
     )
     return ClipHeader(
         clip_id=check_clip_id(obj["clip_id"], what=f"{what}.clip_id"),

@@ -426,6 +426,7 @@ def _clip_head(
             triggers=tuple(dict(t) for t in start.triggers),
             pre_event_ns=start.pre_event_ns,
             pre_event_audio=config.pre_event_audio,
+            profile_id=config.profile_id,
         ),
     )
     lines: list[bytes] = []

@@ -35,6 +35,9 @@ class DeviceConfig(BaseModel):
     device_id: str = ""
     officer_id: str = ""
     firmware_version: str = "0.1.0"
+    #: id of the configuration profile laid over this table at boot (device.profile); every
+    #: clip's manifest records it; empty: the camera runs on its own configuration
+    profile_id: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
     #: the camera's key files: device.key.pem (its identity) and agency.pub.pem (recording key)
     keys_dir: Path = Path("var/bwc/keys")
     #: seconds the camera announces a recording to peer cameras; 0 never announces

@@ -106,8 +106,8 @@ def test_an_oversized_file_is_refused_before_parsing() -> None:
 
 def test_an_unknown_format_version_is_refused(clip: SealedClip) -> None:
     header = parse_json(_lines(clip)[0], what="header")
-    header["version"] = 2
-    with pytest.raises(UnsupportedVersionError, match=r"version 2 is not supported.*upgrade bwc"):
+    header["version"] = 3
+    with pytest.raises(UnsupportedVersionError, match=r"version 3 is not supported.*upgrade bwc"):
         parse_manifest(canonical_bytes(header) + b"\n")
 
 

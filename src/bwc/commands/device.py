@@ -33,6 +33,7 @@ from hw.config import HwConfig
 if TYPE_CHECKING:
     from device.firmware import DevicePorts, Firmware
     from device.offload import OffloadServer
+    from hw.ports.storage import Storage
     from hw.sim.battery import SimBattery
     from hw.sim.ble import SimRadio
     from hw.sim.io import SimOfficerIo
@@ -84,16 +85,17 @@ def run_device(args: argparse.Namespace) -> int:
         config = simulated(config)
     console = Console(highlight=False, stderr=True)
     keys = load_keys(config.device, create=args.sim, console=console)
-    rig = open_rig(config.hw)
+    from hw.ports.storage import open_storage
+
+    config.hw.storage.root.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(config.hw.storage)
+    config = with_provisioned(config, storage, console)
+    rig = open_rig(config.hw, storage)
     from device.control import ControlServer, SimControls
     from device.firmware import Firmware
-    from device.offload import attach_offload, load_officer
+    from device.offload import attach_offload
 
-    officer = load_officer(rig.ports.storage)  # assigned by a dock since the config was written
-    device_cfg = (
-        config.device.model_copy(update={"officer_id": officer}) if officer else config.device
-    )
-    firmware = Firmware(device_cfg, rig.ports, keys)
+    firmware = Firmware(config.device, rig.ports, keys)
     attach_radio(firmware, config, rig, create=args.sim, console=console)
     report = firmware.boot()
     offload = attach_offload(firmware, keys.identity)
@@ -186,7 +188,25 @@ class Rig:
     sim_battery: SimBattery | None = None
 
 
-def open_rig(hw: HwConfig) -> Rig:
+def with_provisioned(config: Config, storage: Storage, console: Console) -> Config:
+    """``config`` with what docks provisioned since it was written: the officer, then the active
+    configuration profile (a profile naming an officer wins; docs/formats/offload.md)."""
+    from device.offload import load_officer
+    from device.profile import camera_settings, device_settings, load_active_profile
+
+    device = config.device
+    officer = load_officer(storage)
+    if officer:
+        device = device.model_copy(update={"officer_id": officer})
+    profile = load_active_profile(storage, device.keys_dir)
+    if profile is None:
+        return config.model_copy(update={"device": device})
+    hw = config.hw.model_copy(update={"camera": camera_settings(config.hw.camera, profile)})
+    console.print(f"profile {profile.name!r} version {profile.profile_version} applied")
+    return config.model_copy(update={"device": device_settings(device, profile), "hw": hw})
+
+
+def open_rig(hw: HwConfig, storage: Storage | None = None) -> Rig:
     from device.firmware import DevicePorts
     from hw.ports.battery import open_battery
     from hw.ports.camera import open_camera
@@ -202,10 +222,12 @@ def open_rig(hw: HwConfig) -> Rig:
     clock = open_clock(hw.clock)
     io = open_io(hw.io, clock)
     battery = open_battery(hw.battery, clock)
-    hw.storage.root.mkdir(parents=True, exist_ok=True)
+    if storage is None:
+        hw.storage.root.mkdir(parents=True, exist_ok=True)
+        storage = open_storage(hw.storage)
     ports = DevicePorts(
         clock=clock, camera=open_camera(hw.camera, clock), io=io, battery=battery,
-        storage=open_storage(hw.storage), microphone=open_microphone(hw.microphone, clock),
+        storage=storage, microphone=open_microphone(hw.microphone, clock),
         gnss=open_gnss(hw.gnss, clock),
     )  # fmt: skip
     return Rig(

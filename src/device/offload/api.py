@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from custody.canonical import parse_json
 from custody.errors import CustodyError, FormatError
+from custody.profile import MAX_PROFILE_BYTES
 from device.errors import (
     FirmwareError,
     OffloadBadRequest,
@@ -127,6 +128,11 @@ def create_app(service: OffloadService) -> FastAPI:
     async def triggers(request: Request) -> dict[str, Any]:
         body = await _body(request, MAX_REGISTRY_BYTES)
         return await run_in_threadpool(service.provision.triggers, body)
+
+    @app.put(f"{PREFIX}/profile", dependencies=auth)
+    async def profile(request: Request) -> dict[str, Any]:
+        body = await _body(request, MAX_PROFILE_BYTES)
+        return await run_in_threadpool(service.provision.profile, body)
 
     @app.put(f"{PREFIX}/keys/{{name}}", dependencies=auth)
     async def keys(name: str, request: Request) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Provisioning from the dock: the officer who wears the camera, its trigger registry, its keys.
+"""Provisioning from the dock: the officer who wears the camera, its trigger registry, its keys
+and its configuration profile.
 
 Each write is checked in full before it replaces anything (a registry that does not parse, a PEM
 of the wrong algorithm: 422, nothing changed), written durably (temporary name, fsync, rename,
@@ -26,14 +27,16 @@ from custody.schema import require_fields
 from custody.trigger_registry import MAX_FILE_BYTES, TriggerRegistry, TriggerRegistryError
 from device.audit_log import DeviceAuditLog
 from device.clip_writer import ensure_durable_folder, parent_of
-from device.errors import OffloadBadRequest, OffloadRejected
+from device.errors import OffloadBadRequest, OffloadConflict, OffloadRejected
 from device.offload.session import DOCKS_FOLDER
+from device.profile import PROFILE_FILE, check_profile, load_active_profile
 from hw.ports.storage import Storage, write_durable
 
 OFFICER_FILE = "config/officer.json"
 REGISTRY_NAME = "triggers.json"
 OFFICER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 DOCK_NAME_RE = re.compile(r"dock-([A-Za-z0-9][A-Za-z0-9._-]{0,63})")
+RELEASE_NAME_RE = re.compile(r"release-([A-Za-z0-9][A-Za-z0-9._-]{0,63})")
 MAX_PEM_BYTES = 8 * 1024
 
 
@@ -104,6 +107,39 @@ class Provisioner:
         self._audit.append("triggers.provisioned", detail)
         return {"sources": len(registry)}
 
+    def profile(self, body: bytes) -> dict[str, Any]:
+        """Keep a verified, newer profile as the active one; it applies at the next boot."""
+        report, profile = check_profile(body, self._keys_dir)
+        failure = report.first_failure
+        if profile is None:
+            reason = failure.describe() if failure is not None else "nothing was checked"
+            self._audit.append("profile.refused", {"reason": reason})
+            raise OffloadRejected(f"profile refused, nothing was changed: {reason}")
+        active = load_active_profile(self._storage, self._keys_dir)
+        if active is not None and profile.profile_version <= active.profile_version:
+            reason = (
+                f"version {profile.profile_version} is not newer than the active "
+                f"{active.name!r} version {active.profile_version}"
+            )
+            self._audit.append("profile.refused", {"reason": reason})
+            raise OffloadConflict(
+                f"profile refused, nothing was changed: {reason}: raise profile_version and sign"
+            )
+        ensure_durable_folder(self._storage, parent_of(PROFILE_FILE))
+        write_durable(self._storage, PROFILE_FILE, body)
+        detail = {
+            "profile_id": profile.profile_id,
+            "version": profile.profile_version,
+            "name": profile.name,
+            "previous_profile_id": None if active is None else active.profile_id,
+        }
+        self._audit.append("profile.applied", detail)
+        return {
+            "profile_id": profile.profile_id,
+            "profile_version": profile.profile_version,
+            "applies": "next boot",
+        }
+
     def key(self, name: str, body: bytes) -> dict[str, str]:
         path, wanted = self._key_target(name)
         key = _parse_public_pem(body, name)
@@ -129,8 +165,11 @@ class Provisioner:
         dock = DOCK_NAME_RE.fullmatch(name)
         if dock is not None:
             return self._keys_dir / DOCKS_FOLDER / f"{dock.group(1)}.pub.pem", Ed25519PublicKey
+        if RELEASE_NAME_RE.fullmatch(name):  # what profiles are verified against
+            return self._keys_dir / f"{name}.pub.pem", Ed25519PublicKey
         raise OffloadBadRequest(
-            f"key name {name[:80]!r} is not agency, store or dock-<id> ({DOCK_NAME_RE.pattern})"
+            f"key name {name[:80]!r} is not agency, store, dock-<id> ({DOCK_NAME_RE.pattern}) "
+            f"or release-<id>"
         )
 
 
