@@ -14,12 +14,12 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from custody.canonical import b64d, b64e, canonical_bytes, check_hex, parse_json
 from custody.errors import FormatError, UnsupportedVersionError
 from custody.keys import key_id
+from custody.receipt import check_store_signature
 from custody.report import Report
 from custody.schema import require_fields, require_non_negative
 
@@ -157,23 +157,9 @@ def verify_file_receipt(
             report.failed("format", str(exc))
             return report
         report.passed("format", f"file receipt version {VERSION} for {receipt.evidence_id}")
-    trusted = key_id(store_key)
-    if receipt.store_key_id != trusted:
-        report.failed(
-            "signer",
-            f"signed by an unknown key: the receipt names store key {receipt.store_key_id}, "
-            f"the trusted store key is {trusted}",
-        )
-    else:
-        report.passed("signer", f"store key {trusted}")
-    try:
-        store_key.verify(receipt.signature, receipt.signed_message())
-    except InvalidSignature:
-        report.failed(
-            "signature", "the receipt's Ed25519 signature does not verify: forged or altered"
-        )
-    else:
-        report.passed("signature", f"Ed25519 by store key {trusted}")
+    check_store_signature(
+        report, receipt.store_key_id, receipt.signature, receipt.signed_message(), store_key
+    )
     if sha256 is not None or size is not None:
         wrong = [
             f"{field} {got} but the file has {want}"

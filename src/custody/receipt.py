@@ -135,26 +135,39 @@ def verify_receipt(
             report.failed("format", str(exc))
             return report
         report.passed("format", f"receipt version {VERSION} for evidence {receipt.evidence_id}")
+    check_store_signature(
+        report, receipt.store_key_id, receipt.signature, receipt.signed_message(), store_key
+    )
+    if manifest is not None:
+        _check_matches(report, receipt, manifest)
+    return report
+
+
+def check_store_signature(
+    report: Report,
+    signer_key_id: str,
+    signature: bytes,
+    message: bytes,
+    store_key: Ed25519PublicKey,
+) -> None:
+    """Add the ``signer`` and ``signature`` checks of a document signed by the store key."""
     trusted = key_id(store_key)
-    if receipt.store_key_id != trusted:
+    if signer_key_id != trusted:
         report.failed(
             "signer",
-            f"signed by an unknown key: the receipt names store key {receipt.store_key_id}, "
+            f"signed by an unknown key: the receipt names store key {signer_key_id}, "
             f"the trusted store key is {trusted}",
         )
     else:
         report.passed("signer", f"store key {trusted}")
     try:
-        store_key.verify(receipt.signature, receipt.signed_message())
+        store_key.verify(signature, message)
     except InvalidSignature:
         report.failed(
             "signature", "the receipt's Ed25519 signature does not verify: forged or altered"
         )
     else:
         report.passed("signature", f"Ed25519 by store key {trusted}")
-    if manifest is not None:
-        _check_matches(report, receipt, manifest)
-    return report
 
 
 def _check_matches(report: Report, receipt: Receipt, manifest: bytes) -> None:
