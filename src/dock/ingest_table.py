@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from dock.errors import LedgerError
+from dock.sqlite_file import open_durable, transaction
 
 _MAX_REASON = 500  # characters of a reason kept in a row
 
@@ -92,13 +93,7 @@ class IngestTable:
         self._wall_ns = wall_ns
         self._lock = threading.Lock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # the ledger may hold the file too: wait for its writes rather than fail
-            self._db = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_durable(path)
             for statement in _SCHEMA:
                 self._db.execute(statement)
         except (OSError, sqlite3.Error) as exc:
@@ -108,21 +103,9 @@ class IngestTable:
         with self._lock:
             self._db.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise LedgerError(
-                    f"the ingest record in {self.path} cannot be written: {exc}"
-                ) from exc
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        failure = f"the ingest record in {self.path} cannot be written"
+        return transaction(self._db, self._lock, failure)
 
     def open_item(self, name: str) -> IngestItem | None:
         """The row of ``name`` that is not done yet, if any."""

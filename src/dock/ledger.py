@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from dock.errors import LedgerError
+from dock.sqlite_file import open_durable, transaction
 
 SCHEMA_VERSION = 1
 _MAX_ERROR = 500  # characters of an error message kept in a row
@@ -98,10 +99,7 @@ class Ledger:
         self._wall_ns = wall_ns
         self._lock = threading.Lock()  # one connection, shared by the bays' threads
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_durable(path)
             self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the ledger {path}: {exc}; check data_dir") from exc
@@ -127,19 +125,8 @@ class Ledger:
             sync = self._db.execute("PRAGMA synchronous").fetchone()[0]
         return str(mode), int(sync)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise LedgerError(f"the ledger {self.path} cannot be written: {exc}") from exc
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, self._lock, f"the ledger {self.path} cannot be written")
 
     def note_listed(
         self, device_id: str, clip_id: str, *, manifest_bytes: int, manifest_sha256: str

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dock.errors import LedgerError
+from dock.sqlite_file import open_durable
 
 #: docs/formats/offload.md: the officer id pattern the camera checks too
 OFFICER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
@@ -41,13 +42,7 @@ class OfficerTable:
         self.path = path
         self._lock = threading.Lock()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # the ledger holds the file too: wait for its writes rather than fail
-            self._db = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=30
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
+            self._db = open_durable(path)
             self._db.execute(_SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open the officer assignments in {path}: {exc}") from exc
