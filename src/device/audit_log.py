@@ -70,6 +70,11 @@ class DeviceAuditLog:
         return self._path
 
     @property
+    def writing(self) -> bool:
+        """Open, and its last append did not fail (a firmware slot on trial needs this)."""
+        return not self._closed and self._failed_write is None
+
+    @property
     def next_seq(self) -> int:
         return self._writer.next_seq
 

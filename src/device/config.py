@@ -34,7 +34,14 @@ class DeviceConfig(BaseModel):
     #: the camera's enrolled id (manifests and audit records name it); empty: the serial
     device_id: str = ""
     officer_id: str = ""
+    #: the FACTORY image's version: what runs while no firmware slot was ever installed (a booted
+    #: slot's version replaces it at boot; device.updates)
     firmware_version: str = "0.1.0"
+    #: the hardware name firmware bundles must be built for (docs/formats/firmware-bundle.md)
+    hardware_target: str = Field(default="sim", pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")
+    #: camera seconds a newly tried firmware slot must run, frames flowing and audit log
+    #: writing, before it reports healthy and becomes the active slot
+    healthy_after_s: float = Field(default=3.0, gt=0, le=600)
     #: id of the configuration profile laid over this table at boot (device.profile); every
     #: clip's manifest records it; empty: the camera runs on its own configuration
     profile_id: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")

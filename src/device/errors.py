@@ -75,6 +75,18 @@ class OffloadRangeError(OffloadError):
         self.size = size
 
 
+class OffloadLengthRequired(OffloadError):
+    """An upload sent without ``Content-Length``: the camera must know its size before it reads."""
+
+    status = 411
+
+
+class OffloadInsufficientStorage(OffloadError):
+    """An upload larger than the room left on the camera's card."""
+
+    status = 507
+
+
 class OffloadRejected(OffloadError):
     """A body that parsed but does not verify (receipt) or validate (registry, key)."""
 
@@ -83,3 +95,11 @@ class OffloadRejected(OffloadError):
 
 class FirmwareUpdateError(FirmwareError):
     """A firmware bundle the camera refuses, or a slot area it cannot use; the message says why."""
+
+
+class BundleRefused(FirmwareUpdateError):
+    """A bundle that failed a check (``check``: format, signer, ..., on trial); nothing changed."""
+
+    def __init__(self, message: str, check: str) -> None:
+        super().__init__(message)
+        self.check = check

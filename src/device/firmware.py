@@ -90,7 +90,12 @@ class _Edge:
 
 
 class Firmware:
-    def __init__(self, config: DeviceConfig, ports: DevicePorts, keys: DeviceKeys) -> None:
+    def __init__(
+        self, config: DeviceConfig, ports: DevicePorts, keys: DeviceKeys,
+        audit: DeviceAuditLog | None = None,
+    ) -> None:  # fmt: skip
+        # ``audit``: a log the composition root opened already (the boot choice of a firmware
+        # slot is audited before the firmware boots); else boot opens it
         self.config = config
         self.ports = ports
         self._keys = keys
@@ -121,7 +126,7 @@ class Firmware:
         self.dock_listener: DockListener | None = None  #: the offload API, served while docked
         self.battery_reading: BatteryReading | None = None  #: the latest, for the dock's status
         self.sealed: list[str] = []  #: clip ids sealed since boot, oldest first
-        self.audit: DeviceAuditLog | None = None
+        self.audit: DeviceAuditLog | None = audit
         self.time_sync_offset_ns = 0
         self._levels: dict[str, str] = {"battery": "ok", "storage": "ok"}
         self._next_battery_ns = 0
@@ -134,7 +139,8 @@ class Firmware:
     def boot(self) -> RecoveryReport:
         """Recover unsealed clips, open the hardware and power on into buffering."""
         p = self.ports
-        self.audit = DeviceAuditLog(p.storage, AUDIT_LOG, self._keys.identity, p.clock)
+        if self.audit is None:
+            self.audit = DeviceAuditLog(p.storage, AUDIT_LOG, self._keys.identity, p.clock)
         report = recover_clips(p.storage, CLIPS_ROOT, self._keys.identity, self.audit)
         p.camera.open()
         if p.microphone is not None:

@@ -32,7 +32,7 @@ from custody.keys import load_verify_key
 from custody.release import check_release_signature
 from custody.report import Report
 from device.clip_writer import ensure_durable_folder
-from device.errors import FirmwareUpdateError
+from device.errors import BundleRefused, FirmwareUpdateError
 from hw.ports.storage import Storage, write_durable
 
 ROOT = "firmware"
@@ -90,10 +90,15 @@ class SlotManager:
     def __init__(
         self, storage: Storage, trusted: Iterable[Ed25519PublicKey], *, target: str,
         audit: AuditSink, progress: Callable[[str], None] | None = None,
+        factory_version: str | None = None,
     ) -> None:  # fmt: skip
         self._storage = storage
-        self._trusted = list(trusted)
+        #: the release keys bundles and slots must be signed by; the owner may replace the list
+        #: when keys are provisioned (device.updates reloads it before each install)
+        self.trusted = list(trusted)
         self._target = target
+        #: the version the factory image runs while no slot is active; downgrades count from it
+        self.factory_version = factory_version
         self._audit = audit
         # called after each durable step; the kill test cuts power there
         self._progress = progress or (lambda step: None)
@@ -122,15 +127,15 @@ class SlotManager:
         """Verify ``bundle``, write it to the inactive slot and mark that slot to be tried once."""
         if self.booted is not None and self.booted.trial:
             # the inactive slot is the one running: never overwrite the firmware in use
-            self._refuse(bundle, "on trial: the running firmware is being tried; mark it "
+            self._refuse(bundle, "on trial", "the running firmware is being tried; mark it "
                          "healthy or reboot before installing another bundle")  # fmt: skip
         state = self.state()
-        current = state.versions[state.active] if state.active else None
+        current = state.versions[state.active] if state.active else self.factory_version
         report = self._verify(bundle, current)
         if not report.ok:
             first = report.first_failure
             assert first is not None
-            self._refuse(bundle, f"{first.name}: {first.detail}")
+            self._refuse(bundle, first.name, first.detail)
         verified = _header_of(bundle)
         slot = other(state.active)
         # forget the slot before touching it: from here a cut boots the active slot
@@ -153,10 +158,10 @@ class SlotManager:
 
     def _verify(self, bundle: Path, current: str | None) -> Report:
         try:
-            report = verify_bundle(bundle, self._trusted, target=self._target,
+            report = verify_bundle(bundle, self.trusted, target=self._target,
                                    current_version=current)  # fmt: skip
         except FormatError as exc:
-            self._refuse(bundle, str(exc))
+            self._refuse(bundle, "read", str(exc))
         if report.ok:
             need = bundle.stat().st_size
             free = self._storage.free_bytes()
@@ -164,9 +169,10 @@ class SlotManager:
                 report.failed("free space", f"needs {need} bytes, {free} free on the card")
         return report
 
-    def _refuse(self, bundle: Path, reason: str) -> NoReturn:
+    def _refuse(self, bundle: Path, check: str, detail: str) -> NoReturn:
+        reason = f"{check}: {detail}"
         self._audit.append("firmware.refused", {"bundle": bundle.name, "reason": reason})
-        raise FirmwareUpdateError(f"firmware bundle {bundle.name} refused: {reason}")
+        raise BundleRefused(f"firmware bundle {bundle.name} refused: {reason}", check)
 
     def _extract(self, bundle: Path, slot: str, verified: BundleHeader) -> str:
         folder = f"{ROOT}/{slot}"
@@ -228,8 +234,9 @@ class SlotManager:
 
     # Boot
 
-    def boot(self) -> BootedSlot:
-        """The slot to run: the tried slot on its one attempt, else the active one, verified."""
+    def boot(self) -> BootedSlot | None:
+        """The slot to run: the tried slot on its one attempt, else the active one, verified;
+        None when no slot was ever made active (the factory image runs)."""
         state = self.state()
         if state.trying is not None:
             if state.attempts < MAX_ATTEMPTS:
@@ -240,12 +247,13 @@ class SlotManager:
                     return self.booted
                 reason = "its files do not verify"
             else:
-                reason = "it did not report healthy"
+                reason = "it did not report healthy before the next boot"
             self._save(replace(state, trying=None, attempts=0), "fallback")
             self._audit.append("firmware.rollback", {"slot": state.trying, "reason": reason})
             state = self.state()
         if state.active is None:
-            raise FirmwareUpdateError("no firmware slot is installed: install a bundle first")
+            self.booted = None
+            return None
         header = self._verified(state.active, state.versions[state.active])
         if header is None:
             raise FirmwareUpdateError(
@@ -262,8 +270,10 @@ class SlotManager:
         state = self.state()
         if state.trying != booted.slot:
             raise FirmwareUpdateError(f"slot {booted.slot} is no longer being tried: reboot")
-        self._save(replace(state, active=booted.slot, trying=None, attempts=0), "healthy")
+        # recorded before it is done: a power cut in between leaves a record followed by the
+        # rollback of the next boot, never an active slot the log does not mention
         self._audit.append("firmware.activated", {"slot": booted.slot, "version": booted.version})
+        self._save(replace(state, active=booted.slot, trying=None, attempts=0), "healthy")
         self.booted = replace(booted, trial=False)
 
     def verify_slot(self, slot: str) -> Report:
@@ -277,7 +287,7 @@ class SlotManager:
             return report
         check_release_signature(
             report, what="firmware bundle", signer_key_id=header.release_key_id,
-            signature=header.signature, message=header.signed_message(), trusted=self._trusted,
+            signature=header.signature, message=header.signed_message(), trusted=self.trusted,
         )  # fmt: skip
         for entry in header.files:
             path = f"{folder}/files/{entry.path}"

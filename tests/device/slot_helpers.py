@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from custody.firmware_bundle import build_bundle, sign_bundle
 from device.audit_log import DeviceAuditLog
-from device.slots import ROOT, SlotManager
+from device.slots import ROOT, BootedSlot, SlotManager
 from hw.ports.storage import Storage
 from hw.sim.clock import SimClock
 
@@ -61,3 +61,10 @@ def manager(
 ) -> SlotManager:
     audit = open_audit(storage, device_key)
     return SlotManager(storage, [release.public_key()], target=TARGET, audit=audit, **kw)
+
+
+def boot(slots: SlotManager) -> BootedSlot:
+    """Boot a card that has an installed slot (None would mean the factory image runs)."""
+    booted = slots.boot()
+    assert booted is not None, "a firmware slot boots"
+    return booted

@@ -23,7 +23,14 @@ from hw.errors import PowerLost
 from hw.real.storage import FileStorage
 from hw.sim.storage import SimStorage
 from tests.device.firmware_rig import build_camera
-from tests.device.slot_helpers import AUDIT, audit_records, make_bundle, manager, slot_files
+from tests.device.slot_helpers import (
+    AUDIT,
+    audit_records,
+    boot,
+    make_bundle,
+    manager,
+    slot_files,
+)
 
 KILLS = 30
 
@@ -99,7 +106,7 @@ def test_a_bad_bundle_is_refused_with_its_reason_and_the_active_slot_untouched(
     assert last["data"]["reason"].startswith(f"{check}: ")
     assert running.state() == state
     assert slot_files(card, "a") == before
-    assert running.boot().slot == "a"
+    assert boot(running).slot == "a"
 
 
 def test_a_bundle_larger_than_the_free_space_is_refused(
@@ -120,10 +127,10 @@ def test_install_boot_and_mark_healthy_switch_to_the_new_slot(
     device_key: Ed25519PrivateKey,
 ) -> None:  # fmt: skip
     assert running.install(make_bundle(bundles, release_key, version="2.0.0")) == "b"
-    booted = running.boot()
+    booted = boot(running)
     assert (booted.slot, booted.version, booted.trial) == ("b", "2.0.0", True)
     running.mark_healthy()
-    after_reboot = manager(card, release_key, device_key).boot()
+    after_reboot = boot(manager(card, release_key, device_key))
     assert (after_reboot.slot, after_reboot.version, after_reboot.trial) == ("b", "2.0.0", False)
     assert slot_files(card, "b")["files/VERSION"] == b"2.0.0"
     assert audit_records(card)[-1]["event"] == "firmware.activated"
@@ -134,8 +141,8 @@ def test_a_tried_slot_not_marked_healthy_falls_back_at_the_next_boot(
     device_key: Ed25519PrivateKey,
 ) -> None:  # fmt: skip
     running.install(make_bundle(bundles, release_key, version="2.0.0"))
-    assert running.boot().slot == "b"
-    rebooted = manager(card, release_key, device_key).boot()  # no mark_healthy: it hung
+    assert boot(running).slot == "b"
+    rebooted = boot(manager(card, release_key, device_key))  # no mark_healthy: it hung
     assert (rebooted.slot, rebooted.version) == ("a", "1.0.0")
     rollback = audit_records(card)[-1]
     assert (rollback["event"], rollback["data"]["slot"]) == ("firmware.rollback", "b")
@@ -146,7 +153,7 @@ def test_a_tried_slot_whose_files_were_damaged_is_never_booted(
 ) -> None:
     running.install(make_bundle(bundles, release_key, version="2.0.0"))
     (card.root / "firmware/b/files/bwc.bin").write_bytes(b"not the signed bytes")
-    booted = running.boot()
+    booted = boot(running)
     assert (booted.slot, booted.version) == ("a", "1.0.0")
     assert audit_records(card)[-1]["data"]["reason"] == "its files do not verify"
 
@@ -178,7 +185,7 @@ def test_a_card_error_while_writing_the_slot_keeps_the_running_firmware(
     ):
         slots.install(make_bundle(bundles, release_key, version="2.0.0"))
     assert audit_records(card)[-1]["event"] == "firmware.failed"
-    assert (slots.boot().version, slot_files(card, "a")) == ("1.0.0", before)
+    assert (boot(slots).version, slot_files(card, "a")) == ("1.0.0", before)
 
 
 def test_a_bundle_replaced_after_verification_is_not_installed(
@@ -195,7 +202,7 @@ def test_a_bundle_replaced_after_verification_is_not_installed(
     slots = manager(card, release_key, device_key, progress=swap)
     with pytest.raises(FirmwareUpdateError, match="replaced after it was verified"):
         slots.install(bundle)
-    assert slots.boot().version == "1.0.0"
+    assert boot(slots).version == "1.0.0"
 
 
 def steps_of_update(folder: Path, bundle: Path, release: Ed25519PrivateKey) -> list[str]:
@@ -228,12 +235,16 @@ def test_a_power_cut_after_any_step_of_an_update_leaves_a_verified_slot(
                 card.power_cut()  # everything not yet durable is lost
 
         slots = manager(card, release_key, device_key, progress=cut)
-        with pytest.raises(PowerLost):
+        try:
             slots.install(bundle)
             slots.boot()
             slots.mark_healthy()
+        except PowerLost:
+            pass
+        else:  # the cut came after the last durable step: nothing was left to lose
+            assert cut_at == len(steps) - 1, f"the update outlived a cut after {steps[cut_at]}"
         card.restart()
-        booted = manager(card, release_key, device_key).boot()
+        booted = boot(manager(card, release_key, device_key))
         assert booted.version in {"1.0.0", "2.0.0"}, steps[cut_at]
         assert manager(card, release_key, device_key).verify_slot(booted.slot).ok, steps[cut_at]
 
@@ -326,9 +337,35 @@ def test_sigkill_at_random_points_of_an_update_always_boots_a_verified_slot(
     for kill_at in kill_points:
         camera, waiting = waiting, installers(storage.root, bundle, keys)
         step = run_until(camera, kill_at)
-        booted = slots().boot()
+        booted = boot(slots())
         assert booted.version in {"1.0.0", "2.0.0"}, f"killed after {step}"
         assert slots().verify_slot(booted.slot).ok, f"killed after {step}"
         audit = verify_audit(storage.read_bytes(AUDIT), [device_key.public_key()])
         assert not audit.has_failed("chain"), f"killed after {step}"
     assert camera_records_a_clip(storage.root, device_key, agency_key)
+
+
+def test_a_card_never_updated_boots_the_factory_image(
+    card: SimStorage, release_key: Ed25519PrivateKey, device_key: Ed25519PrivateKey
+) -> None:
+    assert manager(card, release_key, device_key, factory_version="1.0.0").boot() is None
+
+
+def test_a_bundle_older_than_the_factory_image_is_a_downgrade(
+    card: SimStorage, bundles: Path, release_key: Ed25519PrivateKey, device_key: Ed25519PrivateKey
+) -> None:
+    slots = manager(card, release_key, device_key, factory_version="1.0.0")
+    old = make_bundle(bundles, release_key, version="0.9.0", min_version="0.1.0")
+    with pytest.raises(FirmwareUpdateError, match=r"refused: downgrade: 0\.9\.0 is older"):
+        slots.install(old)
+    assert slots.state().versions == {"a": None, "b": None}
+
+
+def test_a_first_slot_that_fails_its_trial_falls_back_to_the_factory_image(
+    card: SimStorage, bundles: Path, release_key: Ed25519PrivateKey, device_key: Ed25519PrivateKey
+) -> None:
+    slots = manager(card, release_key, device_key, factory_version="1.0.0")
+    slots.install(make_bundle(bundles, release_key, version="1.1.0"))
+    (card.root / "firmware/a/files/bwc.bin").write_bytes(b"not the signed bytes")
+    assert slots.boot() is None
+    assert audit_records(card)[-1]["event"] == "firmware.rollback"

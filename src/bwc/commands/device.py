@@ -31,8 +31,10 @@ from device.recorder import DeviceKeys
 from hw.config import HwConfig
 
 if TYPE_CHECKING:
+    from device.audit_log import DeviceAuditLog
     from device.firmware import DevicePorts, Firmware
     from device.offload import OffloadServer
+    from device.updates import FirmwareSlots
     from hw.ports.storage import Storage
     from hw.sim.battery import SimBattery
     from hw.sim.ble import SimRadio
@@ -64,6 +66,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                      help=f"control socket path (default {DEFAULT_CONTROL})")  # fmt: skip
     run.add_argument("--seconds", type=float, default=None,
                      help="stop after this much camera time (default: until off)")  # fmt: skip
+    run.add_argument("--docked", action="store_true",
+                     help="sim: power on in the dock (as after a reboot there)")  # fmt: skip
+    run.add_argument("--offload-port", type=int, default=None, metavar="PORT",
+                     help="offload API port while docked (over [device])")  # fmt: skip
     run.set_defaults(handler=run_device)
 
     send = device_sub.add_parser(
@@ -83,6 +89,15 @@ def run_device(args: argparse.Namespace) -> int:
     config = load_config(getattr(args, "config", None))
     if args.sim:
         config = simulated(config)
+    elif args.docked:
+        raise CliError(
+            "--docked is for a simulated camera: a real one docks when its USB link is up"
+        )
+    if args.offload_port is not None:
+        device = config.device.model_validate(
+            {**config.device.model_dump(), "offload_port": args.offload_port}
+        )
+        config = config.model_copy(update={"device": device})
     console = Console(highlight=False, stderr=True)
     keys = load_keys(config.device, create=args.sim, console=console)
     from hw.ports.storage import open_storage
@@ -92,13 +107,20 @@ def run_device(args: argparse.Namespace) -> int:
     config = with_provisioned(config, storage, console)
     rig = open_rig(config.hw, storage)
     from device.control import ControlServer, SimControls
+    from device.events import DockInput
     from device.firmware import Firmware
     from device.offload import attach_offload
 
-    firmware = Firmware(config.device, rig.ports, keys)
+    slots, audit = choose_firmware(config.device, rig, keys)
+    console.print(slots.choice.describe())
+    running = config.device.model_copy(update={"firmware_version": slots.choice.version})
+    firmware = Firmware(running, rig.ports, keys, audit=audit)
     attach_radio(firmware, config, rig, create=args.sim, console=console)
     report = firmware.boot()
-    offload = attach_offload(firmware, keys.identity)
+    reboot = threading.Event()
+    offload = attach_offload(firmware, keys.identity, slots=slots, reboot=reboot.set)
+    if args.docked:  # "a camera powered in the dock is docked"
+        firmware.submit(DockInput(docked=True, at_ns=rig.ports.clock.monotonic_ns()))
     if report.recovered or report.dropped or report.unrecovered:
         console.print(
             f"recovered {len(report.recovered)} clip(s) at boot; dropped {len(report.dropped)} "
@@ -113,34 +135,84 @@ def run_device(args: argparse.Namespace) -> int:
     console.print(f"camera {config.device.serial} running; control socket {args.control}")
     stop = _stop_on_signals()
     try:
-        _loop(firmware, stop, args.seconds, offload, console)
+        _loop(firmware, (stop, reboot), args.seconds, offload, slots, console)
     finally:
         offload.close()  # first: its requests append to the audit log the firmware closes
         firmware.close()
         control.close()
         rig.ports.io.close()
     status = firmware.status()
-    print(json.dumps({"sealed": status["sealed"], "state": status["state"]}))
+    print(json.dumps({"sealed": status["sealed"], "state": status["state"]}), flush=True)
+    if reboot.is_set() and not stop.is_set():
+        console.print(f"rebooting (firmware {slots.choice.version} stopped cleanly)")
+        sys.stderr.flush()
+        argv = reboot_argv(sys.orig_argv, offload.port, docked=args.sim)
+        os.execv(sys.executable, argv)  # the same process comes back, as a camera reboots
     return 0
+
+
+def choose_firmware(
+    device: DeviceConfig, rig: Rig, keys: DeviceKeys
+) -> tuple[FirmwareSlots, DeviceAuditLog]:
+    """Open the audit log once and choose the firmware slot before the firmware boots."""
+    from device.audit_log import DeviceAuditLog
+    from device.errors import FirmwareUpdateError
+    from device.firmware import AUDIT_LOG
+    from device.updates import FirmwareSlots
+
+    storage = rig.ports.storage
+    audit = DeviceAuditLog(storage, AUDIT_LOG, keys.identity, rig.ports.clock)
+    slots = FirmwareSlots(
+        storage, device.keys_dir, audit, target=device.hardware_target,
+        factory_version=device.firmware_version, healthy_after_s=device.healthy_after_s,
+    )  # fmt: skip
+    try:
+        slots.boot()
+    except FirmwareUpdateError as exc:
+        audit.close()
+        rig.ports.io.close()
+        raise CliError(f"the camera cannot boot: {exc}") from exc
+    return slots, audit
+
+
+def reboot_argv(orig: list[str], port: int, *, docked: bool) -> list[str]:
+    """The command line that started this camera, back in the dock on the same offload port."""
+    argv: list[str] = []
+    skip = False
+    for word in orig:
+        if skip:
+            skip = False
+        elif word == "--offload-port":
+            skip = True
+        elif word != "--docked" and not word.startswith("--offload-port="):
+            argv.append(word)
+    return [*argv, "--offload-port", str(port), *(["--docked"] if docked else [])]
 
 
 def _loop(
     firmware: Firmware,
-    stop: threading.Event,
+    stops: tuple[threading.Event, ...],
     seconds: float | None,
     offload: OffloadServer,
+    slots: FirmwareSlots,
     console: Console,
 ) -> None:
+    from device.updates import firmware_healthy
+
     clock = firmware.ports.clock
     until = None if seconds is None else clock.monotonic_ns() + round(seconds * 1e9)
     shown: str | None = None
-    while firmware.running and not stop.is_set():
+    while firmware.running and not any(stop.is_set() for stop in stops):
         firmware.step()
         url = offload.url  # the server starts in its own thread: say so once it listens
         if url != shown:
             console.print(f"docked: offload API at {url}" if url else "offload API stopped")
             shown = url
-        if until is not None and clock.monotonic_ns() >= until:
+        now = clock.monotonic_ns()
+        if slots.check_health(now, firmware_healthy(firmware)):
+            choice = slots.choice
+            console.print(f"firmware {choice.version} healthy: slot {choice.slot} is active")
+        if until is not None and now >= until:
             break
 
 

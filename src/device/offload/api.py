@@ -28,12 +28,14 @@ from custody.profile import MAX_PROFILE_BYTES
 from device.errors import (
     FirmwareError,
     OffloadBadRequest,
+    OffloadConflict,
     OffloadError,
     OffloadRangeError,
     OffloadUnauthorized,
 )
 from device.offload.clips import CHUNK, check_path_index
 from device.offload.service import OffloadService
+from device.offload.updates import CameraUpdates
 
 PREFIX = "/offload/v1"
 MAX_JSON_BYTES = 64 * 1024
@@ -139,12 +141,28 @@ def create_app(service: OffloadService) -> FastAPI:
         body = await _body(request, MAX_JSON_BYTES)
         return await run_in_threadpool(service.provision.key, name, body)
 
+    @app.put(f"{PREFIX}/firmware", dependencies=auth)
+    async def firmware(request: Request) -> dict[str, str]:
+        return await _updates(service).receive(request)
+
+    @app.post(f"{PREFIX}/reboot", dependencies=auth)
+    async def reboot(request: Request) -> JSONResponse:
+        await _body(request, MAX_JSON_BYTES)  # "{}": nothing in it is read
+        then = await run_in_threadpool(_updates(service).reboot_handler)
+        return JSONResponse({"rebooting": True}, status_code=202, background=BackgroundTask(then))
+
     @app.post(f"{PREFIX}/clips/{{clip_id}}/erase", dependencies=auth)
     async def erase(clip_id: str, request: Request) -> dict[str, Any]:
         body = await _body(request, MAX_RECEIPT_BYTES)
         return await run_in_threadpool(service.erase, clip_id, body)
 
     return app
+
+
+def _updates(service: OffloadService) -> CameraUpdates:
+    if service.updates is None:
+        raise OffloadConflict("this camera takes no updates over the offload API")
+    return service.updates
 
 
 def _download(service: OffloadService, path: str, range_: str | None, media: str) -> Response:

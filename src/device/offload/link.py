@@ -8,6 +8,7 @@ whose writes are single reference assignments the firmware reads at its next cli
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,11 @@ from device.offload.clips import ClipStore
 from device.offload.server import OffloadServer
 from device.offload.service import OffloadService
 from device.offload.session import Identity, SessionGate
+from device.offload.updates import CameraUpdates
+from device.profile import load_active_profile
+from device.updates import FirmwareSlots
 from hw.ports.battery import BatteryReading
+from hw.ports.storage import Storage
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -47,27 +52,54 @@ class FirmwareHost:
 
 
 def attach_offload(
-    firmware: Firmware, device_key: Ed25519PrivateKey, *, keys_dir: Path | None = None
-) -> OffloadServer:
+    firmware: Firmware, device_key: Ed25519PrivateKey, *, keys_dir: Path | None = None,
+    slots: FirmwareSlots | None = None, reboot: Callable[[], None] | None = None,
+) -> OffloadServer:  # fmt: skip
     """Serve the offload API whenever ``firmware`` (booted) is docked; close it after the firmware.
 
-    ``keys_dir`` defaults to the firmware's ``[device] keys_dir``.
+    ``keys_dir`` defaults to the firmware's ``[device] keys_dir``. ``slots``: the firmware slots
+    the composition root chose from before boot; without them they are chosen now (a host that
+    runs the factory image). ``reboot`` is called once ``POST /reboot`` is answered; without
+    it the camera refuses to reboot on request.
     """
     audit = firmware.audit
     if audit is None:
         raise FirmwareError("the offload API needs a booted firmware: call boot() first")
     config = firmware.config
     folder = keys_dir if keys_dir is not None else config.keys_dir
-    identity = Identity(config.device_id or config.serial, config.serial, config.firmware_version)
+    storage = firmware.ports.storage
+    if slots is None:
+        slots = FirmwareSlots(
+            storage, folder, audit, target=config.hardware_target,
+            factory_version=config.firmware_version, healthy_after_s=config.healthy_after_s,
+        )  # fmt: skip
+        slots.boot()
+    identity = Identity(config.device_id or config.serial, config.serial, slots.choice.version)
     gate = SessionGate(identity, device_key, folder)
-    clips = ClipStore(firmware.ports.storage, CLIPS_ROOT)
+    clips = ClipStore(storage, CLIPS_ROOT)
     host = FirmwareHost(firmware)
     service = OffloadService(gate, clips, audit, host, firmware.ports.clock, folder)
+    service.updates = CameraUpdates(
+        storage, folder, audit, slots, reserve_bytes=lambda: firmware.config.storage_reserve_bytes,
+        running_profile=_running_profile(storage, folder, config.profile_id), reboot=reboot,
+    )  # fmt: skip
     server = OffloadServer(lambda: _app(service), gate, config.offload_host, config.offload_port)
     firmware.dock_listener = server
     if firmware.controller.state is State.DOCKED:  # booted in the dock
         server.set_docked(True)
     return server
+
+
+def _running_profile(storage: Storage, keys_dir: Path, profile_id: str) -> tuple[str, int]:
+    """The id and version of the profile this boot applied (``""``, 0: none)."""
+    if not profile_id:
+        return "", 0
+    kept = load_active_profile(storage, keys_dir)
+    # the kept file is the one applied at boot until a dock replaces it
+    return (
+        profile_id,
+        kept.profile_version if kept is not None and kept.profile_id == profile_id else 0,
+    )
 
 
 def _app(service: OffloadService) -> FastAPI:

@@ -61,6 +61,11 @@ class OffloadServer:
         """``http://host:port`` while serving, else None."""
         return self._url if self.serving.is_set() else None
 
+    @property
+    def port(self) -> int:
+        """The TCP port: the configured one, or after a dock the one port 0 picked."""
+        return self._port
+
     def set_docked(self, docked: bool) -> None:
         """Serve from now on, or stop; returns at once (called from the firmware thread)."""
         self._gate.set_docked(docked)

@@ -26,6 +26,7 @@ from device.errors import OffloadBadRequest, OffloadConflict, OffloadNotFound, O
 from device.offload.clips import ClipStore, SealedClip, check_path_clip_id
 from device.offload.provision import OfficerHolder, Provisioner
 from device.offload.session import SessionGate
+from device.offload.updates import CameraUpdates
 from hw.ports.battery import BatteryReading
 from hw.ports.clock import Clock
 
@@ -60,6 +61,8 @@ class OffloadService:
         self._keys_dir = keys_dir
         self._erase_lock = threading.Lock()
         self._erased = erased_clips(audit.read())
+        #: firmware, profile and reboot (device.offload.updates); None: this camera takes none
+        self.updates: CameraUpdates | None = None
 
     # Reading.
 
@@ -81,6 +84,7 @@ class OffloadService:
             "free_bytes": self.clips.storage.free_bytes(),
             "wall_ns": self._clock.wall_ns(),
             "clips_pending": len(self.clips.sealed(excluding=self.erased())),
+            **(self.updates.status() if self.updates is not None else {}),
         }
 
     def require_listed(self, clip_id: str) -> None:
