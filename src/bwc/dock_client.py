@@ -9,8 +9,9 @@ without one still works there; every action needs one.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -22,6 +23,17 @@ from dock.errors import DockSetupError
 
 TIMEOUT_S = 10.0
 MAX_ANSWER_BYTES = 8 * 1024 * 1024
+#: bytes per second the dock is assumed to hash a staged bundle at least, to size the wait
+VERIFY_BYTES_PER_S = 20 * 1024 * 1024
+UPLOAD_BLOCK = 256 * 1024
+
+
+class DockRefused(CliError):
+    """The dock answered with an error status; ``status`` tells which."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def dock_url(cfg: DockConfig, url: str | None) -> str:
@@ -88,11 +100,40 @@ class DockClient:
             raise CliError(f"the dock at {self.url} answered {path} with something unexpected")
         return answer
 
+    def put_file(
+        self, path: str, file: IO[bytes], size: int, progress: Callable[[int], None]
+    ) -> dict[str, Any]:
+        """PUT ``size`` bytes of ``file`` streamed (never whole in memory), with its length
+        declared so the dock can refuse a file over its limit before a byte is sent;
+        ``progress`` hears every block sent."""
+        body = _Upload(file, size, progress)
+        headers = {"Content-Type": "application/octet-stream"}
+        # after the last byte the dock checks the whole file before it answers
+        wait = (TIMEOUT_S, TIMEOUT_S + size / VERIFY_BYTES_PER_S)
+        answer = self._call("PUT", path, data=body, headers=headers, timeout=wait)
+        if not isinstance(answer, dict):
+            raise CliError(f"the dock at {self.url} answered {path} with something unexpected")
+        return answer
+
+    def put_bytes(self, path: str, data: bytes) -> dict[str, Any]:
+        headers = {"Content-Type": "application/octet-stream"}
+        answer = self._call("PUT", path, data=data, headers=headers)
+        if not isinstance(answer, dict):
+            raise CliError(f"the dock at {self.url} answered {path} with something unexpected")
+        return answer
+
+    def get(self, path: str) -> dict[str, Any]:
+        answer = self._call("GET", path)
+        if not isinstance(answer, dict):
+            raise CliError(
+                f"the answer at {self.url}{path} is not what a dock answers: check --url"
+            )
+        return answer
+
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            answer = self._http.request(
-                method, self.url + path, timeout=TIMEOUT_S, allow_redirects=False, **kwargs
-            )
+            kwargs.setdefault("timeout", TIMEOUT_S)
+            answer = self._http.request(method, self.url + path, allow_redirects=False, **kwargs)
         except requests.ConnectionError as exc:
             raise CliError(f"no dock answers at {self.url}: start it with 'bwc dock run'") from exc
         except requests.RequestException as exc:
@@ -109,7 +150,25 @@ class DockClient:
             hint = (
                 " (give an armorer's token with --token-file)" if answer.status_code == 401 else ""
             )
-            raise CliError(f"the dock refused ({answer.status_code}): {text}{hint}")
+            raise DockRefused(
+                f"the dock refused ({answer.status_code}): {text}{hint}", answer.status_code
+            )
         if parsed is None:
             raise CliError(f"the answer at {self.url}{path} is not JSON: is --url a dock?")
         return parsed
+
+
+class _Upload:
+    """A file as a request body of known length: requests declares it and reads it in blocks."""
+
+    def __init__(self, file: IO[bytes], size: int, progress: Callable[[int], None]) -> None:
+        self._file, self._size, self._progress = file, size, progress
+
+    def __len__(self) -> int:
+        return self._size
+
+    def read(self, size: int = -1) -> bytes:
+        block = self._file.read(UPLOAD_BLOCK if size < 0 else min(size, UPLOAD_BLOCK))
+        if block:
+            self._progress(len(block))
+        return block

@@ -1,9 +1,10 @@
 """One docked camera's offload, on its own thread: link, session, every clip, until done or gone.
 
 A worker lives from the moment its camera arrives in a bay until the camera's clips are all
-finished, the camera leaves, it is refused, or the dock stops. Everything it knows is in the
-ledger, so a worker that stops anywhere loses nothing: the next docking (or the next start of the
-dock) admits the same unfinished rows and repeats at most the step that was in flight.
+finished (and what is staged was offered to it, its reboot followed until settled:
+dock/update_flow.py), the camera leaves, it is refused, or the dock stops. Everything it knows is
+in the ledger, so a worker that stops anywhere loses nothing: the next docking (or the next start
+of the dock) admits the same unfinished rows and repeats at most the step that was in flight.
 
 Stopping is cooperative. ``stop`` is set (:meth:`BayWorker.halt`) when the camera leaves its
 bay or the dock shuts down; the worker looks at it between steps, and every backoff wait of this
@@ -124,6 +125,9 @@ class BayHooks:
     error: Callable[[UsbDeviceInfo, str | None], None] = _nothing
     change: Callable[[ClipRow], None] | None = None
     progress: Callable[[Transfer], None] | None = None
+    #: every clip is finished: offer what is staged, reboot the camera and follow it until
+    #: settled (dock/update_flow.py), on the bay's clock; the worker is DONE only after it
+    update: Callable[[UsbDeviceInfo, CameraClient, Clock], None] = _nothing
 
 
 @dataclass(frozen=True)
@@ -265,7 +269,10 @@ class BayWorker:
                     raise BayChanged(f"bay {self.device.bay}: stopped while waiting")
             try:
                 self._hooks.session(self.device, camera)
-                return self._work(camera)
+                if not self._work(camera):
+                    return False  # nothing is offered while a clip of the camera is unfinished
+                self._hooks.update(self.device, camera, self._clock)
+                return True
             finally:
                 lock.release()
         finally:

@@ -8,84 +8,59 @@ identity with the key enrolled for it at this dock; until it has, nothing is dow
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import requests
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from custody.canonical import b64d, b64e
 from custody.errors import FormatError
 from custody.keys import key_id
 from custody.manifest import MAX_MANIFEST_BYTES, SegmentRecord
-from custody.segment import MAX_INDEX
+from dock.camera_answers import (
+    CameraStatus,
+    ClipListing,
+    EraseAnswer,
+    FirmwareInstalled,
+    Hello,
+    OfficerAnswer,
+    ProfileAccepted,
+    RebootAnswer,
+    SessionAnswer,
+    bounded_json,
+    error_text,
+    first_error,
+)
 from dock.enrolment import EnrolledDevices
-from dock.errors import CameraMisbehaved, CameraRefused, CameraUnavailable, EraseRefused
-from dock.ids import CLIP_ID_RE, check_clip_id, check_device_id
+from dock.errors import (
+    CameraMisbehaved,
+    CameraRefused,
+    CameraUnavailable,
+    EraseRefused,
+    UpdateDeclined,
+)
+from dock.ids import check_clip_id, check_device_id
 from dock.links import mount_link_local
 from dock.transfer import Expected, Opener, fetch
 
 PREFIX = "/offload/v1"
 SESSION_DOMAIN = b"bwc-offload-session-v1\n"
 DEVICE_DOMAIN = b"bwc-offload-device-v1\n"
-MAX_JSON_BYTES = 4 * 1024 * 1024  # a listing of many thousands of clips fits
+#: how fast a camera is assumed to hash and write a bundle once it has it all: its answer to
+#: ``PUT /firmware`` comes only after that, so the read timeout grows with the bundle
+_INSTALL_BYTES_PER_S = 4 * 1024 * 1024
 _NONCE_BYTES = 32
+_sessions = itertools.count(1)  # numbers every session any client opens, see session_number
 M = TypeVar("M", bound=BaseModel)
-
-
-class _Answer(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
-
-
-class Hello(_Answer):
-    device_id: str
-    serial: Annotated[str, Field(max_length=128)]
-    firmware: Annotated[str, Field(max_length=128)]
-    nonce: str
-
-
-class _SessionAnswer(_Answer):
-    token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{16,128}$")]
-    device_signature: str
-
-
-class ClipListing(_Answer):
-    clip_id: Annotated[str, Field(pattern=f"^{CLIP_ID_RE.pattern}$")]
-    segment_count: Annotated[int, Field(ge=0, le=MAX_INDEX + 1)]
-    total_bytes: Annotated[int, Field(ge=0)]
-    manifest_bytes: Annotated[int, Field(ge=1, le=MAX_MANIFEST_BYTES)]
-    manifest_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    recovered: bool
-
-
-class CameraStatus(_Answer):
-    """``GET /status``: what the armorer sees of a docked camera (never trusted for anything)."""
-
-    device_id: str
-    serial: Annotated[str, Field(max_length=128)]
-    officer_id: Annotated[str, Field(max_length=64)] | None
-    firmware: Annotated[str, Field(max_length=128)]
-    battery_percent: Annotated[float, Field(ge=0, le=100)] | None
-    charging: bool | None
-    free_bytes: Annotated[int, Field(ge=0)]
-    clips_pending: Annotated[int, Field(ge=0)]
-
-
-class _OfficerAnswer(_Answer):
-    officer_id: str
-
-
-class _EraseAnswer(_Answer):
-    clip_id: str
-    erased: bool
-    evidence_id: str
+__all__ = ["CameraClient", "CameraIdentity", "CameraStatus", "ClipListing"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +89,9 @@ class CameraClient:
         self._http = mount_link_local(requests.Session())
         self._token: str | None = None
         self.identity: CameraIdentity | None = None
+        #: the open session's number, unique across clients (0: none yet); a camera keeps a
+        #: session until it restarts, so a status read under a newer one is after a restart
+        self.session_number = 0
 
     def close(self) -> None:
         self._http.close()
@@ -145,26 +123,29 @@ class CameraClient:
         if answer.status_code in (401, 403):
             raise CameraRefused(
                 f"camera {device_id} does not accept this dock (key {key_id(self._dock_key)}): "
-                f"provision the dock key to it ({_error_text(answer)})"
+                f"provision the dock key to it ({error_text(answer)})"
             )
-        session = self._json(_SessionAnswer, answer)
+        session = self._json(SessionAnswer, answer)
         signature = _decode(session.device_signature, "device_signature", 64)
         _verify_device(device_key, signature, DEVICE_DOMAIN + dock_nonce + device_id.encode(),
                        device_id)  # fmt: skip
         self._token = session.token
+        self.session_number = next(_sessions)
         self.identity = CameraIdentity(device_id, hello.serial, hello.firmware)
         return self.identity
 
     def clips(self) -> list[ClipListing]:
         """Sealed clips the camera holds, oldest first, each checked against the contract."""
         answer = self._call("GET", "/clips")
-        raw = _bounded_json(answer, "the clip list")
+        raw = bounded_json(answer, "the clip list")
         if not isinstance(raw, list):
             raise CameraMisbehaved("the camera's clip list is not a JSON array")
         try:
             return [ClipListing.model_validate(item) for item in raw]
         except ValidationError as exc:
-            raise CameraMisbehaved(f"the camera's clip list is malformed: {_first(exc)}") from exc
+            raise CameraMisbehaved(
+                f"the camera's clip list is malformed: {first_error(exc)}"
+            ) from exc
 
     def status(self) -> CameraStatus:
         """The camera's officer, battery and free space, as it reports them."""
@@ -176,12 +157,67 @@ class CameraClient:
         if answer.status_code in (400, 422):
             raise CameraRefused(
                 f"camera {self.device_id} refused officer {officer_id!r} "
-                f"({answer.status_code}: {_error_text(answer)})"
+                f"({answer.status_code}: {error_text(answer)})"
             )
-        done = self._json(_OfficerAnswer, answer)
+        done = self._json(OfficerAnswer, answer)
         if done.officer_id != officer_id:
             raise CameraMisbehaved(f"the camera's answer to assigning {officer_id} is not a yes")
         return done.officer_id
+
+    def put_profile(self, data: bytes) -> ProfileAccepted:
+        """``PUT /profile``: the signed profile, applied at the camera's next boot.
+
+        UpdateDeclined (with the camera's reason) when the camera refuses it.
+        """
+        answer = self._call(
+            "PUT", "/profile", data=data, headers={"Content-Type": "application/json"},
+            ok=(200, 400, 409, 413, 422),
+        )  # fmt: skip
+        if answer.status_code != 200:
+            raise UpdateDeclined(
+                f"camera {self.device_id} refused the profile "
+                f"({answer.status_code}: {error_text(answer)})",
+                answer.status_code,
+            )
+        return self._json(ProfileAccepted, answer)
+
+    def put_firmware(
+        self, path: Path, size: int, progress: Callable[[int], None] | None = None
+    ) -> FirmwareInstalled:
+        """``PUT /firmware``: stream the bundle at ``path`` (exactly ``size`` bytes) to the camera.
+
+        ``progress`` sees the bytes handed to the connection so far, after each chunk. The camera
+        answers once it has verified the bundle and written it to its inactive slot;
+        UpdateDeclined (with its reason) when it refuses it.
+        """
+        with path.open("rb") as f:
+            if os.fstat(f.fileno()).st_size != size:
+                raise CameraMisbehaved(  # never a camera's fault, but the dock's files changed
+                    f"the staged bundle {path} is no longer {size} bytes: stage it again"
+                )
+            body = _StreamBody(f, size, self._chunk, progress or (lambda _: None))
+            answer = self._call(
+                "PUT", "/firmware", data=body, ok=(200, 400, 409, 411, 413, 422, 507),
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=(self._timeout, self._timeout + size / _INSTALL_BYTES_PER_S),
+            )  # fmt: skip
+        if answer.status_code != 200:
+            raise UpdateDeclined(
+                f"camera {self.device_id} refused firmware bundle {path.name} "
+                f"({answer.status_code}: {error_text(answer)})",
+                answer.status_code,
+            )
+        return self._json(FirmwareInstalled, answer)
+
+    def reboot(self) -> None:
+        """``POST /reboot``: the camera restarts (its session ends) and comes back docked."""
+        answer = self._call("POST", "/reboot", json={}, ok=(202, 409))
+        if answer.status_code == 409:  # it cannot reboot on request, or is leaving the dock
+            raise UpdateDeclined(
+                f"camera {self.device_id} did not reboot ({error_text(answer)})", 409
+            )
+        if not self._json(RebootAnswer, answer, 202).rebooting:
+            raise CameraMisbehaved(f"camera {self.device_id} did not agree to reboot")
 
     def fetch_manifest(self, clip_id: str, size: int, sha256: str, dest: Path) -> None:
         """Download a clip's manifest to ``dest``: exactly ``size`` bytes hashing to ``sha256``."""
@@ -213,9 +249,9 @@ class CameraClient:
         if answer.status_code in (404, 409, 422):
             raise EraseRefused(
                 f"camera {self.device_id} refused to erase clip {clip_id} "
-                f"({answer.status_code}: {_error_text(answer)}); the footage stays on it"
+                f"({answer.status_code}: {error_text(answer)}); the footage stays on it"
             )
-        done = self._json(_EraseAnswer, answer)
+        done = self._json(EraseAnswer, answer)
         if done.clip_id != clip_id or not done.erased:
             raise CameraMisbehaved(f"the camera's answer to erasing clip {clip_id} is not a yes")
         return done.evidence_id
@@ -244,13 +280,14 @@ class CameraClient:
     ) -> requests.Response:
         """One request; connection faults, 5xx and a lost session become CameraUnavailable."""
         headers = dict(kwargs.pop("headers", {}))
+        timeout = kwargs.pop("timeout", self._timeout)
         if auth:
             self.connect()
             headers["Authorization"] = f"Bearer {self._token}"
         try:
             answer = self._http.request(
                 method, self.base_url + PREFIX + path, headers=headers, stream=stream,
-                timeout=self._timeout, allow_redirects=False, **kwargs,
+                timeout=timeout, allow_redirects=False, **kwargs,
             )  # fmt: skip
         except requests.RequestException as exc:
             raise CameraUnavailable(
@@ -265,47 +302,44 @@ class CameraClient:
             raise CameraUnavailable(f"the camera at {self.base_url} ended the session")
         if answer.status_code >= 500 or answer.status_code == 409:
             # 409 is "not docked": the moment between undock and the camera's server stopping
-            text = _error_text(answer)
+            text = error_text(answer)
             raise CameraUnavailable(f"the camera at {self.base_url} cannot answer now: {text}")
         return answer
 
-    def _json(self, model: type[M], answer: requests.Response) -> M:
-        if answer.status_code != 200:
+    def _json(self, model: type[M], answer: requests.Response, expected: int = 200) -> M:
+        if answer.status_code != expected:
             raise CameraMisbehaved(
                 f"the camera answered {answer.status_code} to {answer.request.path_url}: "
-                f"{_error_text(answer)}"
+                f"{error_text(answer)}"
             )
         try:
-            return model.model_validate(_bounded_json(answer, model.__name__))
+            return model.model_validate(bounded_json(answer, model.__name__))
         except ValidationError as exc:
             raise CameraMisbehaved(
-                f"the camera's {model.__name__} answer is malformed: {_first(exc)}"
+                f"the camera's {model.__name__} answer is malformed: {first_error(exc)}"
             ) from exc
 
 
-def _read_bounded(answer: requests.Response, limit: int) -> bytes | None:
-    """The body, or None when it is longer than ``limit`` (then the rest is never read)."""
-    body = bytearray()
-    try:
-        for chunk in answer.iter_content(64 * 1024):
-            body += chunk
-            if len(body) > limit:
-                return None
-    except requests.RequestException as exc:
-        raise CameraUnavailable(f"the camera's answer was cut ({type(exc).__name__})") from exc
-    finally:
-        answer.close()
-    return bytes(body)
+class _StreamBody:
+    """A file sent as a request body in chunks; its length makes requests send Content-Length."""
 
+    def __init__(
+        self, f: IO[bytes], size: int, chunk: int, progress: Callable[[int], None]
+    ) -> None:  # fmt: skip
+        self._f, self._size, self._chunk, self._progress = f, size, chunk, progress
 
-def _bounded_json(answer: requests.Response, what: str) -> object:
-    body = _read_bounded(answer, MAX_JSON_BYTES)
-    if body is None:
-        raise CameraMisbehaved(f"the camera's {what} is larger than {MAX_JSON_BYTES} bytes")
-    try:
-        return json.loads(body)
-    except ValueError as exc:
-        raise CameraMisbehaved(f"the camera's {what} is not JSON") from exc
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[bytes]:
+        sent = 0
+        while sent < self._size:
+            chunk = self._f.read(min(self._chunk, self._size - sent))
+            if not chunk:
+                return  # the camera sees the body end early and refuses it (400)
+            sent += len(chunk)
+            yield chunk
+            self._progress(sent)  # after the connection took it
 
 
 def _decode(text: str, what: str, size: int) -> bytes:
@@ -323,18 +357,3 @@ def _verify_device(key: Ed25519PublicKey, signature: bytes, message: bytes, devi
             f"camera {device_id} failed to prove its identity (its signature does not verify with "
             "the enrolled key): report it to the armorer, it will not be offloaded"
         ) from exc
-
-
-def _error_text(answer: requests.Response) -> str:
-    """The camera's one-line error, shortened, for a message (never trusted for anything)."""
-    body = _read_bounded(answer, 4096) or b"{}"
-    try:
-        text = str(json.loads(body).get("error", ""))
-    except (ValueError, AttributeError):
-        text = ""
-    return " ".join(text.split())[:200] or f"HTTP {answer.status_code}"
-
-
-def _first(exc: ValidationError) -> str:
-    first = exc.errors(include_url=False)[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"

@@ -2,7 +2,9 @@
 
 Paths left unset live in ``data_dir``: ``ledger.sqlite3`` (progress of every clip), ``spool/``
 (clips being offloaded), ``quarantine/`` (clips that failed a check, with why),
-``keys/dock.key.pem`` (the dock's Ed25519 credential, custody role ``dock``), ``devices/``
+``updates/`` (firmware and profile staged by an armorer), ``keys/release*.pub.pem`` (the agency
+release keys staged updates must be signed by), ``keys/dock.key.pem`` (the dock's Ed25519
+credential, custody role ``dock``), ``devices/``
 (enrolled camera public keys, ``<device_id>.pub.pem``), ``keys/store.pub.pem`` (the evidence
 store's receipt key) and ``store.token`` (the dock's bearer token for the store).
 
@@ -118,6 +120,10 @@ class DockConfig(BaseModel):
     #: where the armorer's web page and local API listen (docs/dock-api.md); port 0: a free one
     ui_host: str = Field(default="127.0.0.1", min_length=1)
     ui_port: int = Field(default=8450, ge=0, le=65535)
+    #: the largest firmware bundle an armorer may stage (docs/dock-api.md "Updates")
+    max_bundle_bytes: int = Field(default=2 * 1024**3, ge=1024, le=2**40)
+    #: seconds the dock follows a rebooted camera until its new firmware reports healthy
+    update_confirm_s: float = Field(default=300.0, gt=0, le=3600)
 
     @field_validator("cameras")
     @classmethod
@@ -205,6 +211,16 @@ class DockConfig(BaseModel):
     def audit_path(self) -> Path:
         """The dock's own audit log (dock/audit_log.py)."""
         return self.data_dir / "audit" / "dock.jsonl"
+
+    @property
+    def updates_dir(self) -> Path:
+        """Staged firmware bundles and profile (dock/updates.py)."""
+        return self.data_dir / "updates"
+
+    @property
+    def release_keys_dir(self) -> Path:
+        """The agency release public keys the dock trusts: ``release*.pub.pem``."""
+        return self.data_dir / "keys"
 
     @property
     def store_token_path(self) -> Path:

@@ -92,3 +92,23 @@ class LinkUnresolved(CameraUnavailable):
 
 class IngestRefused(DockError):
     """A file dropped in the ingest folder is refused (a link, a path escape, not a plain file)."""
+
+
+class UpdateRefused(DockError):
+    """A firmware bundle or profile the dock will not stage (it does not verify, or no release
+    key is installed): the message names the check; nothing staged changes."""
+
+
+class UpdateTooLarge(UpdateRefused):
+    """A bundle or profile over the dock's limit (``max_bundle_bytes``; 64 KiB for a profile)."""
+
+
+class UpdateDeclined(CameraError):
+    """A camera refused a firmware bundle or a profile (a 4xx): its reason says why.
+
+    It keeps running what it ran; the dock does not offer the same update to it again this run.
+    """
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status

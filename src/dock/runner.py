@@ -24,6 +24,12 @@ The armorer's view: :attr:`DockAgent.status` (dock/status.py) follows every bay,
 monitor and by each worker's hooks; when a camera's session opens, the agent reads its status
 and sends it an officer assignment that was waiting for it (dock/officers.py). :meth:`wake`
 and :meth:`send_officer` are what the dock's local API (dock/ui/app.py) asks of it.
+
+Updates: :attr:`DockAgent.updates` holds what an armorer staged (dock/updates.py); once a bay's
+worker has finished every clip of its camera, it offers them, reboots the camera and follows it
+until the new firmware is confirmed or rolled back (dock/update_flow.py). What each camera was
+offered in this run is in :attr:`DockAgent.tracker`, shared by the bays, so a camera that comes
+back as a new docking after its reboot is followed on, and nothing is offered to it twice.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import structlog
 
@@ -47,6 +54,9 @@ from dock.ledger import ClipRow
 from dock.links import LinkResolver
 from dock.officers import OfficerTable
 from dock.status import DockStatus
+from dock.update_flow import UpdateFlow
+from dock.update_offer import UpdateTracker
+from dock.updates import StagedFirmware, StagedProfile, StagedUpdates
 from hw.ports.clock import Clock
 from hw.ports.usb import UsbBus, UsbDeviceInfo
 
@@ -85,11 +95,25 @@ class DockAgent:
         #: officer assignments waiting for their camera's next docking
         self.officers = OfficerTable(cfg.ledger_path)
         self.audit = audit
+        #: firmware and the profile an armorer staged (dock/updates.py, the API's routes);
+        #: each stage is offered at once to the docked cameras whose offload is complete
+        self.updates: StagedUpdates = _OfferedAtOnce(
+            cfg.updates_dir, cfg.release_keys_dir, clock.wall_ns,
+            on_staged=lambda: self.wake(retry=False),
+        )  # fmt: skip
+        #: what this dock run offered each camera, and where each update is
+        self.tracker = UpdateTracker(on_view=self.status.update_changed)
+        self._updating = UpdateFlow(
+            self.updates, self.tracker, confirm_s=cfg.update_confirm_s,
+            poll_s=min(cfg.retry.cap_s, max(cfg.poll_s, cfg.retry.base_s)), audit=audit,
+            on_status=self.status.camera_reported,
+        )  # fmt: skip
         self._hooks = BayHooks(
             session=self._on_session,
             error=lambda device, message: self.status.error(device.bay, message),
             change=self.status.clip_changed,
             progress=self.status.transfer,
+            update=self._updating.run,
         )
         self._bus, self._links, self._clock = bus, links, clock
         self._on_bay_done = on_bay_done
@@ -171,12 +195,13 @@ class DockAgent:
 
     # what an armorer asks (dock/ui/app.py)
 
-    def wake(self, serial: str | None = None) -> list[str]:
+    def wake(self, serial: str | None = None, *, retry: bool = True) -> list[str]:
         """Clips waiting for a retry (of every docked camera, or of ``serial``) try again now.
 
         A bay waiting out a backoff tries at once; a docked camera whose worker has ended (it
         gave up, or finished before a quarantined clip was released) gets a new one. Returns the
-        bays concerned.
+        bays concerned. ``retry`` False (something was staged) leaves each bay's state as it is:
+        its new worker looks at its clips again, then offers what is staged.
         """
         docked = [b for b in self.monitor.bays() if b.state in _WORKABLE]  # before self._lock
         touched = []
@@ -190,7 +215,8 @@ class DockAgent:
                 if worker is not None and worker.device == bay.device and worker.wake():
                     pass  # it was waiting or working: it takes another look
                 else:
-                    self.status.retrying(bay.name)
+                    if retry:
+                        self.status.retrying(bay.name)
                     self._start_worker(bay.device, worker)
                 touched.append(bay.name)
         return touched
@@ -279,3 +305,25 @@ class DockAgent:
             store_key=self.dock.store_key,
             rescan_s=self.dock.cfg.ingest_rescan_s,
         )
+
+
+class _OfferedAtOnce(StagedUpdates):
+    """Staged updates that call ``on_staged`` after each stage: a camera already done with its
+    offload has no worker left to offer it at the end of a pass, so it gets a new one."""
+
+    def __init__(
+        self, folder: Path, release_keys_dir: Path, wall_ns: Callable[[], int], *,
+        on_staged: Callable[[], object],
+    ) -> None:  # fmt: skip
+        super().__init__(folder, release_keys_dir, wall_ns)
+        self._on_staged = on_staged
+
+    def stage_firmware(self, stream: BinaryIO, *, limit: int) -> StagedFirmware:
+        staged = super().stage_firmware(stream, limit=limit)
+        self._on_staged()
+        return staged
+
+    def stage_profile(self, data: bytes) -> StagedProfile:
+        staged = super().stage_profile(data)
+        self._on_staged()
+        return staged

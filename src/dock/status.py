@@ -1,8 +1,10 @@
 """What the armorer sees of the dock: every bay at a glance, kept current by the running dock.
 
 :class:`DockStatus` is fed by the :class:`~dock.runner.DockAgent`: bay events from the monitor,
-the camera's own ``GET /status`` when a session opens (officer, battery), each clip's ledger
-change and the bytes of the transfer in flight (dock/progress.py), and each bay worker's end.
+the camera's own ``GET /status`` when a session opens and while an update is followed (officer,
+battery, firmware and profile), each clip's ledger change and the bytes of the transfer in
+flight (dock/progress.py), each camera's update (dock/update_offer.py, kept by device id so it
+outlives a docking), and each bay worker's end.
 Clip counts come from the ledger when a snapshot is taken. Every method is thread-safe: the
 bays' threads write, the local API's threads read.
 
@@ -25,9 +27,10 @@ from typing import Any
 
 from dock.bay_worker import BayReport, Outcome
 from dock.bays import BayEvent, BayState
-from dock.camera_client import CameraStatus
+from dock.camera_answers import CameraStatus
 from dock.ledger import ClipRow, ClipState, Ledger
 from dock.progress import Transfer
+from dock.update_offer import UpdateView
 
 #: failed attempts of one clip after which its bay needs the armorer's attention
 ATTENTION_AFTER = 3
@@ -43,6 +46,12 @@ class _Bay:
     officer_id: str | None = None
     battery_percent: float | None = None
     charging: bool | None = None
+    #: what the camera runs, from its last status (docs/formats/offload.md "Updates")
+    firmware: str | None = None
+    firmware_state: str | None = None
+    target: str | None = None
+    profile_id: str | None = None
+    profile_version: int | None = None
     transfer: Transfer | None = None
     error: str | None = None  #: the worker's or the session's last error
     outcome: Outcome | None = None  #: set when its worker ended
@@ -63,6 +72,9 @@ class DockStatus:
         self._wall_ns = wall_ns
         self._lock = threading.Lock()
         self._bays: dict[str, _Bay] = {}
+        # by device id, not bay: a camera that reboots into new firmware leaves its bay and
+        # comes back as a new docking while its update is followed
+        self._updates: dict[str, UpdateView] = {}
         self._updated_ns = wall_ns()
 
     # what the running dock reports
@@ -79,8 +91,19 @@ class DockStatus:
     def camera_reported(self, bay: str, status: CameraStatus) -> None:
         self._change(
             bay, officer_id=status.officer_id, battery_percent=status.battery_percent,
-            charging=status.charging,
+            charging=status.charging, firmware=status.firmware,
+            firmware_state=status.firmware_state, target=status.target,
+            profile_id=status.profile_id, profile_version=status.profile_version,
         )  # fmt: skip
+
+    def update_changed(self, device_id: str, view: UpdateView | None) -> None:
+        """The camera's update moved on (dock/update_offer.py), or it has none (None)."""
+        with self._lock:
+            if view is None:
+                self._updates.pop(device_id, None)
+            else:
+                self._updates[device_id] = view
+            self._updated_ns = self._wall_ns()
 
     def officer_assigned(self, bay: str, officer_id: str) -> None:
         self._change(bay, officer_id=officer_id)
@@ -137,12 +160,20 @@ class DockStatus:
         """``GET /api/v1/bays`` (docs/dock-api.md)."""
         with self._lock:
             bays = sorted(self._bays.values(), key=lambda b: b.name)
+            updates = dict(self._updates)
             updated = self._updated_ns
         rows = self._ledger.rows()
         docked = {b.device_id for b in bays if b.docked is not BayState.LEFT}
         return {
             "dock": {"name": self._name, "store": self._store, "updated_at_ns": updated},
-            "bays": [_view(bay, [r for r in rows if r.device_id == bay.device_id]) for bay in bays],
+            "bays": [
+                _view(
+                    bay,
+                    [r for r in rows if r.device_id == bay.device_id],
+                    updates.get(bay.device_id or ""),
+                )
+                for bay in bays
+            ],
             "quarantined": sum(r.state is ClipState.QUARANTINED for r in rows),
             "unfinished_elsewhere": sum(
                 not r.state.terminal and r.device_id not in docked for r in rows
@@ -168,7 +199,7 @@ class DockStatus:
         ]  # fmt: skip
 
 
-def _view(bay: _Bay, rows: list[ClipRow]) -> dict[str, Any]:
+def _view(bay: _Bay, rows: list[ClipRow], update: UpdateView | None) -> dict[str, Any]:
     pending = [r for r in rows if not r.state.terminal]
     state, error = _state(bay, rows, pending)
     transfer = bay.transfer
@@ -187,6 +218,12 @@ def _view(bay: _Bay, rows: list[ClipRow]) -> dict[str, Any]:
             "bytes_done": transfer.bytes_done, "bytes_total": transfer.bytes_total,
         },
         "last_error": error,
+        "firmware": bay.firmware,
+        "firmware_state": bay.firmware_state,
+        "target": bay.target,
+        "profile_id": bay.profile_id,
+        "profile_version": bay.profile_version,
+        "update": None if update is None else update.to_json(),
     }  # fmt: skip
 
 

@@ -4,14 +4,22 @@ The camera is the dock's hardware edge: this server holds sealed clips in memory
 the contract (session challenge-response, listing, ranged downloads, erase only with a receipt
 that verifies with its own store key and manifest). Test controls alter what it serves, the way
 a broken or hostile camera would: ``corrupt_segment``, ``pad_segment``, ``listing_extra``.
+
+Updates (offload.md "Updates: firmware and reboot"): ``GET /status`` reports what it runs;
+``PUT /firmware`` and ``PUT /profile`` verify what they get with custody against
+``release_keys``, like a camera; ``POST /reboot`` ends every session and makes the camera answer
+503 to its next ``down_for`` requests, then report what it installed (healthy), or the statuses a
+test put in ``after_reboot``, one per status read (the last one stays).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+import tempfile
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -22,7 +30,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from custody.canonical import b64d, b64e, sha256_hex
 from custody.clip import SealedClip
 from custody.errors import CustodyError
+from custody.firmware_bundle import read_header, verify_bundle
 from custody.keys import key_id
+from custody.profile import parse_profile, verify_profile
 from custody.receipt import parse_receipt, verify_receipt
 
 PREFIX = "/offload/v1"
@@ -56,6 +66,23 @@ class TestCamera:
         self.range_requests: list[str] = []
         self.listing_extra: list[dict[str, Any]] = []
         self._cuts: dict[str, int] = {}
+        # what it runs, and what it does with updates
+        self.release_keys: list[Ed25519PublicKey] = []
+        self.runs: dict[str, Any] = {
+            "firmware": "0.1.0", "target": "sim", "firmware_slot": None,
+            "firmware_state": "healthy", "profile_id": "", "profile_version": 0,
+            "profile_pending": None,
+        }  # fmt: skip
+        self.installed: tuple[str, str] | None = None  #: (slot, version) to boot next
+        self.firmware_puts: list[int] = []  #: the bytes received by each PUT /firmware
+        self.profile_puts = 0
+        self.reboots = 0
+        self.down_for = 2
+        self.after_reboot: list[dict[str, Any]] = []
+        self.on_reboot: Callable[[], None] | None = None  #: runs as it restarts
+        self.fail_next_firmware = False  #: the next bundle is lost to a fault of its own (503)
+        self.free_bytes = 10**9
+        self._down = 0
 
     # test controls
 
@@ -84,6 +111,77 @@ class TestCamera:
     def undock(self) -> None:
         with self._lock:
             self._tokens.clear()
+
+    def reboot(self) -> None:
+        """Restart: sessions end, it is away for ``down_for`` requests, then runs what it got."""
+        with self._lock:
+            self._tokens.clear()
+            self.reboots += 1
+            self._down = self.down_for
+            if self.installed is not None:
+                slot, version = self.installed
+                self.runs.update(firmware=version, firmware_slot=slot, firmware_state="healthy")
+                self.installed = None
+            pending = self.runs["profile_pending"]
+            if pending is not None:
+                self.runs.update(pending, profile_pending=None)
+        if self.on_reboot is not None:
+            self.on_reboot()
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            if self.after_reboot and self.reboots:
+                self.runs.update(self.after_reboot[0])
+                if len(self.after_reboot) > 1:
+                    self.after_reboot.pop(0)
+            return {
+                "device_id": self.device_id, "serial": self.serial, "officer_id": "officer-1",
+                "battery_percent": 80.0, "charging": True, "free_bytes": self.free_bytes,
+                "wall_ns": 0, "clips_pending": len(self.clips), **self.runs,
+            }  # fmt: skip
+
+    async def put_firmware(self, request: Request) -> JSONResponse:
+        declared = request.headers.get("content-length")
+        if declared is None:
+            return _error(411, "send the bundle with a Content-Length")
+        if self.runs["firmware_state"] == "trial":
+            return _error(409, "the running slot is on trial: reboot, then send it again")
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "incoming.bundle"
+            with path.open("wb") as incoming:
+                async for chunk in request.stream():
+                    incoming.write(chunk)
+            self.firmware_puts.append(path.stat().st_size)
+            if path.stat().st_size != int(declared):
+                return _error(400, "the bundle ended before its Content-Length")
+            if self.fail_next_firmware:
+                self.fail_next_firmware = False
+                return _error(503, "the card stopped answering while the bundle was written")
+            report = verify_bundle(path, self.release_keys, target=self.runs["target"],
+                                   current_version=self.runs["firmware"])  # fmt: skip
+            first = report.first_failure
+            if first is not None:
+                return _error(422, f"firmware bundle {path.name} refused: {first.describe()}")
+            with path.open("rb") as f:
+                header, _ = read_header(f)
+        slot = "b" if self.runs["firmware_slot"] == "a" else "a"
+        self.installed = (slot, header.firmware_version)
+        answer = {"slot": slot, "firmware_version": header.firmware_version, "applies": "reboot"}
+        return JSONResponse(answer)
+
+    def put_profile(self, data: bytes) -> JSONResponse:
+        self.profile_puts += 1
+        first = verify_profile(data, self.release_keys).first_failure
+        if first is not None:
+            return _error(422, f"profile refused, nothing was changed: {first.describe()}")
+        profile = parse_profile(data)
+        pending = self.runs["profile_pending"] or {}
+        if profile.profile_version <= max(self.runs["profile_version"],
+                                          pending.get("profile_version", 0)):  # fmt: skip
+            return _error(409, "the profile is not newer than the active one")
+        fields = {"profile_id": profile.profile_id, "profile_version": profile.profile_version}
+        self.runs["profile_pending"] = fields
+        return JSONResponse({**fields, "applies": "next boot"})
 
     # the API
 
@@ -148,13 +246,52 @@ class TestCamera:
         app = FastAPI()
         camera = self
 
+        @app.middleware("http")
+        async def rebooting(
+            request: Request, call_next: Callable[[Request], Awaitable[Response]]
+        ) -> Response:
+            with camera._lock:
+                down, camera._down = camera._down, max(0, camera._down - 1)
+            if down:
+                return _error(503, "restarting")
+            return await call_next(request)
+
+        @app.get(f"{PREFIX}/status")
+        def status(authorization: Annotated[str | None, Header()] = None) -> Response:
+            if not camera.authorized(authorization):
+                return _error(401, "open a session")
+            return JSONResponse(camera.status())
+
+        @app.put(f"{PREFIX}/firmware")
+        async def firmware(
+            request: Request, authorization: Annotated[str | None, Header()] = None
+        ) -> Response:
+            if not camera.authorized(authorization):
+                return _error(401, "open a session")
+            return await camera.put_firmware(request)
+
+        @app.put(f"{PREFIX}/profile")
+        async def profile(
+            request: Request, authorization: Annotated[str | None, Header()] = None
+        ) -> Response:
+            if not camera.authorized(authorization):
+                return _error(401, "open a session")
+            return camera.put_profile(await request.body())
+
+        @app.post(f"{PREFIX}/reboot")
+        def reboot(authorization: Annotated[str | None, Header()] = None) -> Response:
+            if not camera.authorized(authorization):
+                return _error(401, "open a session")
+            camera.reboot()  # the answer still leaves: the server itself stays up
+            return JSONResponse({"rebooting": True}, status_code=202)
+
         @app.get(f"{PREFIX}/hello")
         def hello() -> dict[str, str]:
             nonce = secrets.token_bytes(32)
             with camera._lock:
                 camera._nonces.add(nonce)
             return {"device_id": camera.device_id, "serial": camera.serial,
-                    "firmware": "0.1.0", "nonce": b64e(nonce)}  # fmt: skip
+                    "firmware": camera.runs["firmware"], "nonce": b64e(nonce)}  # fmt: skip
 
         @app.post(f"{PREFIX}/session")
         async def session(request: Request) -> JSONResponse:

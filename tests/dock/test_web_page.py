@@ -167,6 +167,62 @@ def test_a_camera_docked_while_the_page_is_open_shows_its_progress_until_done(
     assert camera.clips_on_card() == []  # the page said done: the camera is empty
 
 
+def test_a_docked_camera_shows_the_firmware_and_profile_it_runs(
+    page: Page, dock: RunningDock, bus: SimUsbBus, camera: FleetCamera, dock_key: Ed25519PrivateKey
+) -> None:
+    card = docked(page, dock, bus, camera)
+    expect(card.locator(".state-text")).to_have_text("Done", timeout=WAIT_MS)
+    running = camera_status(camera, dock_key)
+    assert running["firmware_state"] == "healthy" and not running["profile_id"]
+    expect(card.locator(".firmware")).to_have_text(running["firmware"])
+    expect(card.locator(".profile")).to_have_text("none")
+    expect(card.locator(".update")).to_be_hidden()
+
+
+def _bay(serial: str, **fields: object) -> dict[str, object]:
+    """A bay as ``GET /api/v1/bays`` reports it once the camera is done, with ``fields``."""
+    return {
+        "bay": "1-1", "serial": serial, "device_id": "cam-0001", "state": "done",
+        "officer_id": "officer-1", "battery_percent": 90.0, "charging": True,
+        "clips_pending": 0, "clips_done": 3, "transfer": None, "last_error": None,
+        "firmware": "1.1.0", "firmware_state": "healthy", "target": "sim", "profile_id": "",
+        "profile_version": 0, "update": None,
+    } | fields  # fmt: skip
+
+
+def test_the_cards_show_an_update_under_way_a_trial_and_a_failure(
+    page: Page, dock: RunningDock, tmp_path: Path
+) -> None:
+    # The dock's answer is fixed here (the network edge of the page) so that all three show at
+    # once; the updates themselves are the dock's end-to-end tests'.
+    update = {"kind": "firmware", "version": "1.2.0", "bytes_done": 42, "bytes_total": 100}
+    bays = [
+        _bay("BWC1-000001", update=update | {"step": "sending", "error": None}),
+        _bay("BWC1-000002", firmware="1.2.0", firmware_state="trial",
+             profile_id="1a2b3c4d" + "0" * 56, profile_version=3),
+        _bay("BWC1-000003", update=update | {"step": "failed", "error": "rolled back to 1.1.0"}),
+    ]  # fmt: skip
+    snapshot = {"dock": {"name": "d", "store": "s"}, "bays": bays, "quarantined": 0,
+                "unfinished_elsewhere": 0}  # fmt: skip
+    page.route("**/api/v1/bays", lambda route: route.fulfill(json=snapshot))
+    page.goto(dock.url + "/")
+
+    sending = card_of(page, "BWC1-000001")
+    expect(sending.locator(".firmware")).to_have_text("1.1.0 → 1.2.0", timeout=WAIT_MS)
+    expect(sending.locator(".update-text")).to_have_text(
+        "Updating firmware 1.2.0: Sending · 42 B of 100 B (42%)"
+    )
+    expect(sending.locator(".update-bar")).to_have_attribute("value", "42")
+    trial = card_of(page, "BWC1-000002")
+    expect(trial.locator(".firmware")).to_have_text("1.2.0 (trial)")
+    expect(trial.locator(".profile")).to_have_text("v3 1a2b3c4d")
+    expect(trial.locator(".update")).to_be_hidden()
+    failed = card_of(page, "BWC1-000003")
+    expect(failed.locator(".firmware")).to_have_text("failed: rolled back to 1.1.0")
+    expect(failed.locator(".update")).to_be_hidden()
+    page.screenshot(path=tmp_path / "dock-page-updates.png", full_page=True)
+
+
 def test_an_action_without_a_token_shows_the_apis_error(
     page: Page, dock: RunningDock, bus: SimUsbBus, camera: FleetCamera, tmp_path: Path
 ) -> None:

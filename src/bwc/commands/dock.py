@@ -1,7 +1,8 @@
 """``bwc dock run``: the dock sync agent until SIGTERM or Ctrl-C (bwc/dock_process.py).
 
 ``status``, ``assign``, ``retry`` and ``quarantine`` ask the running dock through its local API
-(bwc/commands/dock_armorer.py).
+(bwc/commands/dock_armorer.py); ``firmware`` and ``config`` stage updates there
+(bwc/commands/dock_updates.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from bwc.commands.dock_armorer import add_armorer_commands
+from bwc.commands.dock_updates import add_update_commands
 from bwc.commands.options import add_config_option
 from bwc.config import load_config
 
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )  # fmt: skip
     run.set_defaults(handler=run_dock)
     add_armorer_commands(dock_sub)
+    add_update_commands(dock_sub)
 
 
 def run_dock(args: argparse.Namespace) -> int:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from bwc.dock_client import DockClient
 
 WATCH_EVERY_S = 1.0
+WIDE = 200  # columns of the table when stdout is not a terminal
+SHORT_ERROR = 40  # characters of an update's error in the table; --json has the whole line
 
 _STATE_STYLE = {
     "done": "green",
@@ -39,32 +41,34 @@ _STATE_STYLE = {
 
 
 def add_armorer_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    status = _command(sub, "status", "every bay: camera, officer, battery, clips, progress")
+    status = armorer_command(sub, "status", "every bay: camera, officer, battery, clips, progress")
     status.add_argument("--watch", action="store_true", help="redraw every second until Ctrl-C")
     status.add_argument("--json", action="store_true", help="print GET /api/v1/bays as JSON")
     status.set_defaults(handler=run_status)
 
-    assign = _command(sub, "assign", "assign a camera to an officer (now if docked, else later)")
+    assign = armorer_command(
+        sub, "assign", "assign a camera to an officer (now if docked, else later)"
+    )
     assign.add_argument("serial", metavar="SERIAL", help="the camera's USB serial")
     assign.add_argument("officer", metavar="OFFICER", help="the officer's id")
     assign.set_defaults(handler=run_assign)
 
-    retry = _command(sub, "retry", "clips waiting for a retry try again now")
+    retry = armorer_command(sub, "retry", "clips waiting for a retry try again now")
     retry.add_argument("serial", metavar="SERIAL", nargs="?", help="one camera (default: all)")
     retry.set_defaults(handler=run_retry)
 
-    quarantine = _command(sub, "quarantine", "clips that failed a check (never erased)")
+    quarantine = armorer_command(sub, "quarantine", "clips that failed a check (never erased)")
     q_sub = quarantine.add_subparsers(dest="quarantine_command", metavar="COMMAND", required=True)
-    listing = _command(q_sub, "list", "list quarantined clips with why")
+    listing = armorer_command(q_sub, "list", "list quarantined clips with why")
     listing.add_argument("--json", action="store_true", help="print the list as JSON")
     listing.set_defaults(handler=run_quarantine_list)
-    release = _command(q_sub, "release", "fetch a quarantined clip again; every check again")
+    release = armorer_command(q_sub, "release", "fetch a quarantined clip again; every check again")
     release.add_argument("id", metavar="ID", type=int, help="the id 'quarantine list' shows")
     release.add_argument("--reason", required=True, help="why (kept in the dock's audit log)")
     release.set_defaults(handler=run_quarantine_release)
 
 
-def _command(
+def armorer_command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
 ) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=summary, description=summary)
@@ -86,7 +90,7 @@ def _client(args: argparse.Namespace, *, acting: bool) -> DockClient:
     return DockClient(dock_url(cfg, args.url), token)
 
 
-def _with_client(args: argparse.Namespace, acting: bool, work: Callable[[DockClient], int]) -> int:
+def with_client(args: argparse.Namespace, acting: bool, work: Callable[[DockClient], int]) -> int:
     client = _client(args, acting=acting)
     try:
         return work(client)
@@ -96,6 +100,8 @@ def _with_client(args: argparse.Namespace, acting: bool, work: Callable[[DockCli
 
 def run_status(args: argparse.Namespace) -> int:
     console = Console(highlight=False)
+    if not console.is_terminal:  # a pipe or a file: one line per bay, never folded to 80
+        console = Console(highlight=False, width=WIDE)
 
     def show(client: DockClient) -> int:
         if args.json:
@@ -113,7 +119,7 @@ def run_status(args: argparse.Namespace) -> int:
             pass  # Ctrl-C ends watching: not an error
         return 0
 
-    return _with_client(args, False, show)
+    return with_client(args, False, show)
 
 
 def run_assign(args: argparse.Namespace) -> int:
@@ -126,7 +132,7 @@ def run_assign(args: argparse.Namespace) -> int:
             print(f"camera {args.serial} will be assigned to {args.officer} when it docks next")
         return 0
 
-    return _with_client(args, True, assign)
+    return with_client(args, True, assign)
 
 
 def run_retry(args: argparse.Namespace) -> int:
@@ -139,7 +145,7 @@ def run_retry(args: argparse.Namespace) -> int:
             print(f"nothing to retry: {which} is not docked")
         return 0
 
-    return _with_client(args, True, retry)
+    return with_client(args, True, retry)
 
 
 def run_quarantine_list(args: argparse.Namespace) -> int:
@@ -153,7 +159,7 @@ def run_quarantine_list(args: argparse.Namespace) -> int:
             Console(highlight=False).print(quarantine_table(entries))
         return 0
 
-    return _with_client(args, False, listing)
+    return with_client(args, False, listing)
 
 
 def run_quarantine_release(args: argparse.Namespace) -> int:
@@ -165,7 +171,7 @@ def run_quarantine_release(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return _with_client(args, True, release)
+    return with_client(args, True, release)
 
 
 def bay_table(snapshot: dict[str, Any]) -> Table:
@@ -175,6 +181,8 @@ def bay_table(snapshot: dict[str, Any]) -> Table:
     for column in ("bay", "serial", "officer", "battery", "pending"):
         table.add_column(column, no_wrap=True)  # never cut: an armorer reads these off the label
     table.add_column("transfer")
+    table.add_column("firmware")
+    table.add_column("profile")
     table.add_column("state", no_wrap=True)
     table.add_column("last error", ratio=1)
     for bay in snapshot["bays"]:
@@ -182,9 +190,53 @@ def bay_table(snapshot: dict[str, Any]) -> Table:
         table.add_row(
             str(bay.get("bay", "")), str(bay.get("serial", "")), bay.get("officer_id") or "",
             _battery(bay), str(bay.get("clips_pending", "")), _transfer(bay.get("transfer")),
+            firmware_cell(bay), profile_cell(bay),
             Text(state, style=_STATE_STYLE.get(state, "")), bay.get("last_error") or "",
         )  # fmt: skip
     return table
+
+
+def firmware_cell(bay: dict[str, Any]) -> Text:
+    """``1.2.0``, ``1.2.0 (trial)``, ``1.1.0 -> 1.2.0 42%`` while updating, ``failed: why``."""
+    running = str(bay.get("firmware") or "")
+    update = bay.get("update")
+    if isinstance(update, dict) and update.get("kind") == "firmware":
+        step = str(update.get("step", ""))
+        if step == "failed":
+            return Text(f"failed: {_short(update.get('error'))}", style="red")
+        if step != "done":
+            return Text(f"{running} -> {update.get('version', '')} {_step(update)}", style="cyan")
+    if running and bay.get("firmware_state") == "trial":
+        return Text(f"{running} (trial)", style="yellow")
+    return Text(running)
+
+
+def profile_cell(bay: dict[str, Any]) -> Text:
+    """The profile's version and short id (``v3 1a2b3c4d``), or the push under way or failed."""
+    version, profile_id = bay.get("profile_version") or 0, str(bay.get("profile_id") or "")
+    running = f"v{version} {profile_id[:8]}" if profile_id else ""
+    update = bay.get("update")
+    if isinstance(update, dict) and update.get("kind") == "profile":
+        step = str(update.get("step", ""))
+        if step == "failed":
+            return Text(f"failed: {_short(update.get('error'))}", style="red")
+        if step != "done":
+            target = f"v{update.get('version', '')}"
+            return Text(f"{running or 'none'} -> {target} {_step(update)}", style="cyan")
+    return Text(running)
+
+
+def _step(update: dict[str, Any]) -> str:
+    """While sending: the percentage sent; after: the step (installing, rebooting, ...)."""
+    total, done = int(update.get("bytes_total") or 0), int(update.get("bytes_done") or 0)
+    if update.get("step") == "sending" and total > 0:
+        return f"{100 * done // total}%"
+    return str(update.get("step", ""))
+
+
+def _short(error: Any, width: int = SHORT_ERROR) -> str:
+    text = " ".join(str(error or "no reason given").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def quarantine_table(entries: list[dict[str, Any]]) -> Table:

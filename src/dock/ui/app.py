@@ -1,12 +1,13 @@
-"""The dock's local API (docs/dock-api.md): the bays to read, three actions for an armorer.
+"""The dock's local API (docs/dock-api.md): the bays to read, actions for an armorer.
 
 One FastAPI app serves the JSON API, the web page (dock/ui/page.py) and the dock's Prometheus
 metrics (dock/metrics.py). Who may do what:
 
 * viewing (every ``GET``, whatever is mounted) needs nothing on loopback and an armorer's bearer
   token from anywhere else: a middleware checks it before any route or mounted app runs;
-* every action (``POST``) needs an armorer's token, from loopback too, and is one record in the
-  dock's signed audit log (dock/audit_log.py), written after the action and before the answer.
+* every action (``POST``, and the ``PUT`` that stage updates: dock/ui/updates.py) needs an
+  armorer's token, from loopback too, and is one record in the dock's signed audit log
+  (dock/audit_log.py), written after the action and before the answer.
 
 Errors are ``{"error": "one line"}`` with a 4xx status.
 """
@@ -32,6 +33,7 @@ from dock.officers import OFFICER_RE
 from dock.runner import DockAgent
 from dock.ui.page import FILES as PAGE_FILES
 from dock.ui.page import add_page
+from dock.ui.updates import add_update_routes
 
 _VIEWING = frozenset({"GET", "HEAD"})
 _Next = Callable[[Request], Awaitable[Response]]
@@ -101,6 +103,10 @@ def create_ui_app(
         body, content_type = metrics_response(agent.dock.metrics, request.headers.get("accept", ""))
         return Response(body, media_type=content_type)
 
+    add_update_routes(
+        app, agent.updates, max_bundle_bytes=agent.dock.cfg.max_bundle_bytes,
+        record=actions.record, require_armorer=_require_armorer,
+    )  # fmt: skip
     add_page(app)
     return app
 
@@ -131,8 +137,8 @@ class _Actions:
         try:
             sent = self._agent.send_officer(serial, officer_id)
         except DockError as exc:
-            self._record(who, "officer.assign", serial=serial, device_id=device_id,
-                         officer_id=officer_id, outcome="refused", error=str(exc))  # fmt: skip
+            self.record(who, "officer.assign", serial=serial, device_id=device_id,
+                        officer_id=officer_id, outcome="refused", error=str(exc))  # fmt: skip
             raise ApiError(409, str(exc)) from exc
         officers = self._agent.officers
         if sent:
@@ -140,15 +146,15 @@ class _Actions:
         else:
             officers.keep(serial, officer_id, armorer=who.actor, at_ns=self._wall_ns())
         outcome = "sent" if sent else "kept"
-        self._record(who, "officer.assign", serial=serial, device_id=device_id,
-                     officer_id=officer_id, outcome=outcome)  # fmt: skip
+        self.record(who, "officer.assign", serial=serial, device_id=device_id,
+                    officer_id=officer_id, outcome=outcome)  # fmt: skip
         return {"serial": serial, "officer_id": officer_id, "outcome": outcome}
 
     def retry(self, serial: str | None, who: Armorer) -> dict[str, Any]:
         if serial is not None:
             self._enrolled(serial)
         bays = self._agent.wake(serial)
-        self._record(who, "retry", serial=serial, bays=bays)
+        self.record(who, "retry", serial=serial, bays=bays)
         return {"serial": serial, "bays": bays}
 
     def release(self, row_id: int, reason: str, who: Armorer) -> dict[str, Any]:
@@ -159,9 +165,9 @@ class _Actions:
         released = ledger.release(row.device_id, row.clip_id, reason=reason)
         serial = next((s for s, d in self._cfg.cameras.items() if d == row.device_id), None)
         bays = self._agent.wake(serial) if serial is not None else []
-        self._record(who, "quarantine.release", id=row_id, serial=serial,
-                     device_id=row.device_id, clip_id=row.clip_id, reason=reason,
-                     why=row.last_error, bays=bays)  # fmt: skip
+        self.record(who, "quarantine.release", id=row_id, serial=serial,
+                    device_id=row.device_id, clip_id=row.clip_id, reason=reason,
+                    why=row.last_error, bays=bays)  # fmt: skip
         return {"id": row_id, "device_id": row.device_id, "clip_id": row.clip_id,
                 "state": released.state.value, "bays": bays}  # fmt: skip
 
@@ -172,7 +178,7 @@ class _Actions:
                                 "serial (bwc dock status lists them)")  # fmt: skip
         return device_id
 
-    def _record(self, who: Armorer, event: str, **data: Any) -> None:
+    def record(self, who: Armorer, event: str, **data: Any) -> None:
         self._audit.append(event, data, actor=who.actor)
 
     def _wall_ns(self) -> int:

@@ -162,7 +162,78 @@ function newCard(bay) {
     act("/api/v1/retry", { serial }, result, "Waiting clips are trying again.");
   });
   $("bays").appendChild(el);
-  return { el, state: null };
+  return { el, state: null, updating: false };
+}
+
+// ---- firmware and profile (docs/dock-api.md "Updates") -----------------------------------
+
+const UPDATE_STEPS = {
+  sending: "Sending",
+  installing: "Installing",
+  rebooting: "Rebooting",
+  confirming: "Waiting for the camera to report healthy",
+  done: "Done",
+  failed: "Failed",
+};
+
+// What an update shows once it failed: its reason; else null.
+function failedText(bay, kind) {
+  const u = bay.update;
+  if (!u || u.kind !== kind || u.step !== "failed") return null;
+  return `failed: ${u.error || "no reason given"}`;
+}
+
+// The update of ``kind`` under way (not done, not failed), or null.
+function inFlight(bay, kind) {
+  const u = bay.update;
+  return u && u.kind === kind && u.step !== "done" && u.step !== "failed" ? u : null;
+}
+
+// "1.2.0", "1.2.0 (trial)", "1.1.0 → 1.2.0" while updating, "failed: why" (as bwc dock status)
+function firmwareText(bay) {
+  const running = bay.firmware || "unknown";
+  const u = inFlight(bay, "firmware");
+  if (u) return `${running} → ${u.version}`;
+  const shown = bay.firmware_state === "trial" ? `${running} (trial)` : running;
+  return failedText(bay, "firmware") || shown;
+}
+
+function profileText(bay) {
+  const id = bay.profile_id ? ` ${bay.profile_id.slice(0, 8)}` : "";
+  const running = bay.profile_id ? `v${bay.profile_version}${id}` : "none";
+  const u = inFlight(bay, "profile");
+  if (u) return `${running} → v${u.version}`;
+  return failedText(bay, "profile") || running;
+}
+
+function updateUpdate(card, bay) {
+  const el = card.el;
+  for (const kind of ["firmware", "profile"]) {
+    const cell = el.querySelector(`.${kind}`);
+    const text = kind === "firmware" ? firmwareText(bay) : profileText(bay);
+    if (cell.textContent !== text) cell.textContent = text;
+    cell.classList.toggle("update-failed", failedText(bay, kind) !== null);
+  }
+  const u = inFlight(bay, "firmware") || inFlight(bay, "profile");
+  el.querySelector(".update").hidden = !u;
+  if (u) {
+    const total = u.bytes_total || 0;
+    const done = u.bytes_done || 0;
+    const sending = u.step === "sending" && total > 0;
+    const what = u.kind === "firmware" ? `firmware ${u.version}` : `profile v${u.version}`;
+    const step = UPDATE_STEPS[u.step] || capitalised(u.step);
+    const percent = sending ? Math.floor((100 * done) / total) : 0;
+    const bytes = sending ? ` · ${formatBytes(done)} of ${formatBytes(total)} (${percent}%)` : "";
+    setText(el, ".update-text", `Updating ${what}: ${step}${bytes}`);
+    const bar = el.querySelector(".update-bar");
+    bar.max = sending ? total : 1;
+    bar.value = sending ? Math.min(done, total) : 1;
+    bar.setAttribute("aria-label", `Update of ${bay.serial || bay.bay}: ${step.toLowerCase()}`);
+  } else if (card.updating && bay.update) {
+    const outcome = bay.update.step === "done" ? "done" : "failed";
+    announce(`${bay.serial || "Camera"}: ${bay.update.kind} update ${outcome}.`);
+  }
+  card.updating = Boolean(u);
 }
 
 function updateCard(card, bay) {
@@ -205,6 +276,7 @@ function updateCard(card, bay) {
   const lastError = el.querySelector(".last-error");
   lastError.hidden = !bay.last_error;
   setText(el, ".last-error", bay.last_error || "");
+  updateUpdate(card, bay);
   el.querySelector(".assign-input").disabled = !bay.serial;
   el.querySelector(".assign button").disabled = !bay.serial;
 

@@ -1,0 +1,316 @@
+"""A running dock offers what is staged to each camera after its offload, reboots it, confirms.
+
+The dock is the real DockAgent (bays, workers, ledger, signed audit log) on the sim USB bus, with
+a live evidence store; the camera is the offload API's fake at the network edge
+(tests/dock/camera_server.py), which verifies bundles and profiles with custody like a camera,
+and whose reboot ends its sessions, answers 503 for a moment, then reports what the test chose.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from custody.keys import public_pem, write_atomic
+from dock.agent import Dock
+from dock.audit_log import DockAuditLog
+from dock.bay_worker import BayReport, Outcome
+from dock.config import DockConfig
+from dock.links import StaticLinkResolver
+from dock.runner import DockAgent
+from hw.ports.usb import UsbConfig
+from hw.sim.clock import SimClock
+from hw.sim.usb import SimUsbBus
+from tests.device.slot_helpers import make_bundle
+from tests.dock.camera_server import TestCamera
+from tests.dock.conftest import Store, seal, serving, store_app
+from tests.dock.fleet import FAST_RETRY
+from tests.dock.update_helpers import signed_profile
+
+WAIT_S = 30.0
+NEW = "0.2.0"
+
+
+@pytest.fixture
+def release_key() -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.generate()
+
+
+@pytest.fixture
+def cfg(
+    dock_cfg: DockConfig, camera: TestCamera, camera_url: str, release_key: Ed25519PrivateKey
+) -> DockConfig:
+    """The dock trusts the release key; the camera too, unless a test takes it away."""
+    camera.release_keys = [release_key.public_key()]
+    write_atomic(
+        dock_cfg.release_keys_dir / "release-1.pub.pem", public_pem(release_key), mode=0o644
+    )
+    settings = {"cameras": {camera.serial: camera.device_id}, "links": {camera.serial: camera_url},
+                "poll_s": 0.02, "retry": FAST_RETRY, "update_confirm_s": 10.0}  # fmt: skip
+    return dock_cfg.model_copy(update=settings)
+
+
+class RunningDock:
+    """A started DockAgent with its audit log; what its bays reported, in order."""
+
+    def __init__(self, cfg: DockConfig, dock_key: Ed25519PrivateKey, bus: SimUsbBus) -> None:
+        clock = SimClock()
+        self.cfg, self.bus = cfg, bus
+        self.reports: queue.Queue[BayReport] = queue.Queue()
+        self.dock = Dock(cfg, clock)
+        self.audit = DockAuditLog(cfg.audit_path, dock_key, clock)
+        self.agent = DockAgent(self.dock, bus, StaticLinkResolver(cfg.links), clock,
+                               on_bay_done=self.reports.put, audit=self.audit)  # fmt: skip
+        self.agent.start()
+
+    def stage_firmware(self, bundle: Path) -> None:
+        with bundle.open("rb") as stream:
+            self.agent.updates.stage_firmware(stream, limit=self.cfg.max_bundle_bytes)
+
+    def report(self) -> BayReport:
+        try:
+            return self.reports.get(timeout=WAIT_S)
+        except queue.Empty:
+            raise AssertionError(f"no bay finished within {WAIT_S} s") from None
+
+    def bay(self) -> dict[str, Any]:
+        (bay,) = self.agent.status.snapshot()["bays"]
+        return dict(bay)
+
+    def wait_bay(self, until: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            if self.agent.status.snapshot()["bays"] and until(bay := self.bay()):
+                return bay
+            time.sleep(0.02)  # polling with a deadline
+        raise AssertionError(f"{what} within {WAIT_S} s")
+
+    def events(self, *names: str) -> list[dict[str, Any]]:
+        records = [json.loads(line) for line in self.cfg.audit_path.read_bytes().splitlines()]
+        return [r for r in records if r["event"] in names]
+
+    def stop(self) -> None:
+        self.agent.stop()
+        self.audit.close()
+        self.dock.close()
+
+
+@pytest.fixture
+def bus() -> Iterator[SimUsbBus]:
+    made = SimUsbBus(UsbConfig())
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def running(cfg: DockConfig, dock_key: Ed25519PrivateKey, bus: SimUsbBus) -> Iterator[RunningDock]:
+    started = RunningDock(cfg, dock_key, bus)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def bundle(tmp_path: Path, release_key: Ed25519PrivateKey) -> Path:
+    return make_bundle(tmp_path, release_key, version=NEW, size=40_000)
+
+
+def dock_camera(running: RunningDock, camera: TestCamera) -> BayReport:
+    running.bus.plug(camera.serial, port_path=(1,))
+    return running.report()
+
+
+def test_a_camera_gets_the_staged_firmware_after_its_offload_and_the_dock_confirms_it(
+    running: RunningDock,
+    camera: TestCamera,
+    bundle: Path,
+    device_key: Ed25519PrivateKey,
+    agency_key: X25519PrivateKey,
+    store: Store,
+    store_sock: socket.socket,
+) -> None:
+    clip = seal(device_key, agency_key)
+    camera.add(clip)
+    running.stage_firmware(bundle)
+
+    with serving(store_app(store), store_sock):
+        report = dock_camera(running, camera)
+
+    assert report.outcome is Outcome.DONE
+    assert camera.erase_requests == [clip.clip_id]
+    assert camera.firmware_puts == [bundle.stat().st_size]
+    assert (camera.runs["firmware"], camera.reboots) == (NEW, 1)
+    bay = running.bay()
+    assert (bay["firmware"], bay["firmware_state"], bay["target"]) == (NEW, "healthy", "sim")
+    assert bay["update"] == {"kind": "firmware", "version": NEW, "step": "done",
+                             "bytes_done": bundle.stat().st_size,
+                             "bytes_total": bundle.stat().st_size, "error": None}  # fmt: skip
+    offered, confirmed = running.events("firmware.offered", "firmware.confirmed")
+    assert (offered["data"]["previous_firmware"], confirmed["data"]["firmware_version"]) == (
+        "0.1.0", NEW,
+    )  # fmt: skip
+
+
+def test_nothing_is_offered_while_a_clip_of_the_camera_is_unfinished(
+    running: RunningDock,
+    camera: TestCamera,
+    bundle: Path,
+    device_key: Ed25519PrivateKey,
+    agency_key: X25519PrivateKey,
+    store: Store,
+    store_sock: socket.socket,
+) -> None:
+    camera.add(seal(device_key, agency_key))
+    running.stage_firmware(bundle)
+    running.bus.plug(camera.serial, port_path=(1,))
+    running.wait_bay(lambda b: b["last_error"] is not None, "the store's outage shows")
+
+    assert camera.firmware_puts == []  # the store is down: the clip waits, and so does the update
+
+    with serving(store_app(store), store_sock):
+        assert running.report().outcome is Outcome.DONE
+    assert (camera.clips, camera.runs["firmware"]) == ({}, NEW)
+
+
+def test_a_rolled_back_update_fails_with_the_reason_and_is_not_offered_again(
+    running: RunningDock, camera: TestCamera, bundle: Path
+) -> None:
+    camera.after_reboot = [{"firmware": "0.1.0", "firmware_slot": None}]
+    running.stage_firmware(bundle)
+
+    assert dock_camera(running, camera).outcome is Outcome.DONE
+    update = running.bay()["update"]
+    assert (update["step"], update["error"].split(":")[0]) == ("failed", "rolled back")
+    (failed,) = running.events("firmware.failed")
+    assert failed["data"]["running"] == "0.1.0"
+
+    assert running.agent.wake(camera.serial) == ["1-1"]  # a new worker looks at the camera again
+    assert running.report().outcome is Outcome.DONE
+    assert (len(camera.firmware_puts), camera.reboots) == (1, 1)
+
+
+def test_a_camera_refusing_the_bundle_fails_the_update_with_its_reason_and_is_not_rebooted(
+    running: RunningDock, camera: TestCamera, bundle: Path
+) -> None:
+    camera.release_keys = []  # the camera does not trust the dock's release key
+    running.stage_firmware(bundle)
+
+    assert dock_camera(running, camera).outcome is Outcome.DONE
+
+    update = running.bay()["update"]
+    assert update["step"] == "failed"
+    assert "422" in update["error"] and "signer" in update["error"]
+    (failed,) = running.events("firmware.failed")
+    assert failed["data"]["reason"] == update["error"]
+    assert (camera.reboots, camera.runs["firmware"]) == (0, "0.1.0")
+
+
+def test_a_camera_on_trial_after_the_reboot_is_followed_until_it_reports_healthy(
+    running: RunningDock, camera: TestCamera, bundle: Path
+) -> None:
+    trial = {"firmware": NEW, "firmware_state": "trial"}
+    camera.after_reboot = [trial, trial, trial, {"firmware_state": "healthy"}]
+    running.stage_firmware(bundle)
+
+    assert dock_camera(running, camera).outcome is Outcome.DONE
+
+    assert running.bay()["update"]["step"] == "done"
+    assert [e["event"] for e in running.events("firmware.confirmed", "firmware.failed")] == [
+        "firmware.confirmed"
+    ]
+
+
+def test_a_camera_still_on_trial_after_update_confirm_s_fails_the_update(
+    cfg: DockConfig, dock_key: Ed25519PrivateKey, bus: SimUsbBus, camera: TestCamera, bundle: Path
+) -> None:
+    camera.after_reboot = [{"firmware": NEW, "firmware_state": "trial"}]
+    impatient = RunningDock(cfg.model_copy(update={"update_confirm_s": 0.3}), dock_key, bus)
+    try:
+        impatient.stage_firmware(bundle)
+        assert dock_camera(impatient, camera).outcome is Outcome.DONE
+        update = impatient.bay()["update"]
+    finally:
+        impatient.stop()
+    assert update["step"] == "failed" and "still on trial" in update["error"]
+
+
+def test_a_staged_profile_is_pushed_and_confirmed_applied_after_the_reboot(
+    running: RunningDock, camera: TestCamera, release_key: Ed25519PrivateKey
+) -> None:
+    staged = running.agent.updates.stage_profile(signed_profile(release_key, 2).to_bytes())
+
+    assert dock_camera(running, camera).outcome is Outcome.DONE
+
+    assert camera.runs["profile_id"] == staged.profile.profile_id
+    bay = running.bay()
+    assert (bay["profile_id"], bay["profile_version"]) == (staged.profile.profile_id, 2)
+    assert (bay["update"]["kind"], bay["update"]["step"]) == ("profile", "done")
+    (pushed,) = running.events("profile.pushed", "profile.failed")
+    assert (pushed["event"], pushed["data"]["profile_version"]) == ("profile.pushed", 2)
+
+
+def test_a_camera_rebooting_out_of_its_bay_is_confirmed_by_its_next_docking(
+    running: RunningDock, camera: TestCamera, bundle: Path
+) -> None:
+    running.stage_firmware(bundle)
+    camera.on_reboot = lambda: running.bus.unplug(camera.serial)  # as its USB device leaves
+
+    assert dock_camera(running, camera).outcome is Outcome.LEFT
+    assert running.bay()["update"]["step"] == "rebooting"
+
+    running.bus.plug(camera.serial, port_path=(1,))
+    assert running.report().outcome is Outcome.DONE
+    assert running.bay()["update"]["step"] == "done"
+    assert (len(camera.firmware_puts), camera.reboots) == (1, 1)
+    assert len(running.events("firmware.confirmed")) == 1
+
+
+def test_a_bundle_lost_to_a_camera_fault_is_offered_again_at_the_next_pass(
+    running: RunningDock, camera: TestCamera, bundle: Path
+) -> None:
+    camera.fail_next_firmware = True
+    running.stage_firmware(bundle)
+
+    assert dock_camera(running, camera).outcome is Outcome.DONE
+
+    assert camera.firmware_puts == [bundle.stat().st_size] * 2
+    assert (camera.runs["firmware"], camera.reboots) == (NEW, 1)
+    events = running.events("firmware.offered", "firmware.confirmed", "firmware.failed")
+    assert [e["event"] for e in events] == [
+        "firmware.offered", "firmware.offered", "firmware.confirmed",
+    ]  # fmt: skip
+
+
+def test_firmware_staged_after_a_cameras_offload_is_done_is_offered_to_it_at_once(
+    running: RunningDock, camera: TestCamera, bundle: Path
+) -> None:
+    assert dock_camera(running, camera).outcome is Outcome.DONE
+    assert running.bay()["state"] == "done"
+
+    running.stage_firmware(bundle)
+
+    assert running.report().outcome is Outcome.DONE
+    assert (camera.runs["firmware"], running.bay()["update"]["step"]) == (NEW, "done")
+
+
+def test_a_bundle_larger_than_the_cameras_free_space_fails_without_being_sent(
+    running: RunningDock, camera: TestCamera, bundle: Path
+) -> None:
+    camera.free_bytes = bundle.stat().st_size - 1
+    running.stage_firmware(bundle)
+
+    assert dock_camera(running, camera).outcome is Outcome.DONE
+
+    assert (camera.firmware_puts, camera.reboots) == ([], 0)
+    update = running.bay()["update"]
+    assert update["step"] == "failed" and "bytes free" in update["error"]
+    (failed,) = running.events("firmware.failed")
+    assert failed["data"]["reason"] == update["error"]
