@@ -19,6 +19,8 @@ docs/bench.md for what each figure means and how it is measured.
   runs the offloads over :mod:`bench.dock_clips` (sealed clips), :mod:`bench.dock_camera` (a
   docked camera's offload API) and :mod:`bench.dock_probe` (the running dock), each its own
   process;
+- :mod:`bench.update`: a camera's firmware install over its offload API against the same steps
+  in a shell script (cat, sync, sha256sum, cp);
 - :mod:`bench.run`: the entry point and the list of benchmarks;
 - :mod:`bench.scale`: the scale model (docs/scale.md) from a results file.
 """

@@ -28,6 +28,7 @@ from bench.figures import Figure, render_table, results_json, write_results
 from bench.machine import describe_machine
 from bench.stream import EncodedStream, Scenario, encode_stream
 from bench.triggers import trigger_latency
+from bench.update import firmware_install
 from bwc.logs import configure_logging
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results.json"
@@ -75,6 +76,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     # one clip of 300 segments of 1 MB in full mode, 50 quick, 20 of 64 kB smoke, against one
     # with a tenth of the segments (10x the bytes is what shows flatness, not gigabytes)
     Benchmark("dock memory, large clip", lambda c: dock_memory(c.scenario, c.work / "dock-mem")),
+    # a signed bundle of 256 MB in full mode, 64 quick, 4 smoke (bench.update.SIZES) PUT to a
+    # docked camera's offload API, against cat + sync, sha256sum --check, cp + sync
+    Benchmark("firmware install", lambda c: firmware_install(c.scenario, c.work / "firmware")),
 )
 
 

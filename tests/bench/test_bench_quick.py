@@ -375,3 +375,36 @@ def test_dock_memory_names_both_clips_and_the_dock_process(results: dict[str, An
     assert "Large clip: 20 segments" in note  # smoke size
     assert "Small clip: 2 segments" in note
     assert "peak resident set of the dock's own process (bench.dock_probe)" in note
+
+
+FIRMWARE = "firmware install: MB/s of a signed bundle into the camera's inactive slot"
+FIRMWARE_PEER = "cat + sync, sha256sum --check, cp + sync of the same bundle"
+COREUTILS = ("cat", "sync", "sha256sum", "cp")
+
+
+def test_firmware_install_is_reported_against_the_shell_tools_on_the_same_bundle(
+    results: dict[str, Any],
+) -> None:
+    install = figure(results, FIRMWARE)
+    assert install["unit"] == "MB/s"
+    assert install["better"] == "higher"
+    assert install["value"] > 0
+    assert install["peer"] == FIRMWARE_PEER
+    assert install["note"].startswith("a 4.0 MB bundle (4 files of random bytes, signed)")  # smoke
+
+
+def test_the_installed_firmware_slot_was_verified_after_timing(results: dict[str, Any]) -> None:
+    note = figure(results, FIRMWARE)["note"]
+    assert "from the first byte sent to the answer" in note
+    assert "the slot verified afterwards" in note
+
+
+@pytest.mark.skipif(
+    any(shutil.which(tool) is None for tool in COREUTILS), reason="coreutils is not installed"
+)
+def test_the_firmware_peer_is_measured_when_coreutils_is_installed(
+    results: dict[str, Any],
+) -> None:
+    install = figure(results, FIRMWARE)
+    assert is_number(install["peer_value"]) and install["peer_value"] > 0
+    assert "; peer: " in install["note"]

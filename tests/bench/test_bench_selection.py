@@ -22,3 +22,7 @@ def test_an_only_that_matches_nothing_is_one_clear_error(
         parse_args(["--only", "warp drive"])
     assert exit_.value.code == 2
     assert "--only 'warp drive' matches no benchmark; titles:" in capsys.readouterr().err
+
+
+def test_only_firmware_selects_the_firmware_install() -> None:
+    assert [b.title for b in select("firmware")] == ["firmware install"]
