@@ -9,6 +9,7 @@ Keys are derived once, at load, so a receiver never runs HKDF per advertisement.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Iterable, Iterator
@@ -139,6 +140,12 @@ class TriggerRegistry:
                 for s in sorted(self._sources.values(), key=lambda s: s.source_id)
             ],
         }
+
+    def fleet_sha256(self) -> str:
+        """SHA-256 of the registry as the agency issues it to every camera: the canonical JSON
+        with ``self_source_id`` null, so one profile can name the registry of a whole fleet."""
+        fleet = {**self.to_json(), "self_source_id": None}
+        return hashlib.sha256(canonical_bytes(fleet)).hexdigest()
 
     def save(self, path: Path) -> None:
         """Write the registry file, mode 0600, atomically (what the dock does when provisioning)."""

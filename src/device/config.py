@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from custody.profile import FEEDBACK_CUES, MAX_PATTERN_STEPS, MAX_STEP_MS
+from custody.trigger_registry import KINDS
+
+#: one on or off step of a feedback pattern, in milliseconds
+StepMs = Annotated[int, Field(strict=True, ge=1, le=MAX_STEP_MS)]
+Steps = Annotated[tuple[StepMs, ...], Field(max_length=MAX_PATTERN_STEPS)]
+
+
+class FeedbackPattern(BaseModel):
+    """One cue's vibration and tone: alternating on/off milliseconds (docs/formats/profile.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    haptic_ms: Steps
+    buzzer_ms: Steps
 
 
 class DeviceConfig(BaseModel):
@@ -45,6 +62,14 @@ class DeviceConfig(BaseModel):
     #: id of the configuration profile laid over this table at boot (device.profile); every
     #: clip's manifest records it; empty: the camera runs on its own configuration
     profile_id: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    #: kinds of registered trigger source this camera obeys (docs/formats/trigger.md); None:
+    #: every kind in the registry; () obeys no BLE trigger (the buttons always work)
+    trigger_kinds: tuple[str, ...] | None = None
+    #: SHA-256 of the trigger registry this camera must hold; when its triggers.json differs, it
+    #: obeys no BLE trigger until a dock provisions that registry; empty: any registry
+    trigger_registry_sha256: str = Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    #: cue name -> pattern replacing the camera's default for that cue (device.feedback)
+    feedback: dict[str, FeedbackPattern] = Field(default_factory=dict)
     #: the camera's key files: device.key.pem (its identity) and agency.pub.pem (recording key)
     keys_dir: Path = Path("var/bwc/keys")
     #: seconds the camera announces a recording to peer cameras; 0 never announces
@@ -56,3 +81,21 @@ class DeviceConfig(BaseModel):
     offload_host: str = "127.0.0.1"
     #: its TCP port; 0 picks a free one at the first dock and keeps it until the firmware stops
     offload_port: int = Field(default=8080, ge=0, le=65535)
+
+    @field_validator("trigger_kinds")
+    @classmethod
+    def _known_kinds(cls, kinds: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if kinds is None:
+            return None
+        unknown = set(kinds) - KINDS
+        if unknown:
+            raise ValueError(f"unknown trigger kind(s) {sorted(unknown)}: use {sorted(KINDS)}")
+        return tuple(sorted(set(kinds)))
+
+    @field_validator("feedback")
+    @classmethod
+    def _known_cues(cls, feedback: dict[str, FeedbackPattern]) -> dict[str, FeedbackPattern]:
+        unknown = set(feedback) - FEEDBACK_CUES
+        if unknown:
+            raise ValueError(f"unknown cue(s) {sorted(unknown)}: use {sorted(FEEDBACK_CUES)}")
+        return feedback

@@ -1,15 +1,18 @@
 """What the officer sees, feels and hears: one pattern per state and per event.
 
-Patterns are data (``STATE_PATTERNS``, ``EVENT_PATTERNS``) so that an agency profile can change
-them and the officer-facing table in docs stays true. Stealth turns off the LEDs and the buzzer;
+Patterns are data (``STATE_CUES``, ``EVENT_CUES``) so that an agency profile can change them
+(``[device] feedback``: a cue listed there replaces the default for that cue, the rest stay) and
+the officer-facing table in docs stays true. Stealth turns off the LEDs and the buzzer;
 the haptic motor keeps working, because it is neither visible nor audible and an officer in
 stealth still needs to know that the camera records. The recording reminder follows the same rule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from device.config import FeedbackPattern
 from device.events import State
 from hw.ports.io import OfficerIo
 
@@ -62,10 +65,28 @@ EVENT_CUES: dict[str, Cue] = {
 }
 
 
-class OfficerFeedback:
-    """Drives the LEDs, haptic motor and buzzer; ``tick`` sounds the recording reminder."""
+def cue_from(pattern: FeedbackPattern) -> Cue:
+    """A configured pattern (milliseconds) as the cue the motor and buzzer play (seconds)."""
+    return Cue(
+        haptic=tuple(ms / 1000 for ms in pattern.haptic_ms),
+        buzzer=tuple(ms / 1000 for ms in pattern.buzzer_ms),
+    )
 
-    def __init__(self, io: OfficerIo, *, reminder_interval_s: float) -> None:
+
+class OfficerFeedback:
+    """Drives the LEDs, haptic motor and buzzer; ``tick`` sounds the recording reminder.
+
+    ``cues``: patterns by cue name (a state's value or an event cue's name) that replace the
+    defaults for those cues.
+    """
+
+    def __init__(
+        self, io: OfficerIo, *, reminder_interval_s: float,
+        cues: Mapping[str, FeedbackPattern] | None = None,
+    ) -> None:  # fmt: skip
+        overrides = {name: cue_from(pattern) for name, pattern in (cues or {}).items()}
+        self._state_cues = {s: overrides.get(s.value, cue) for s, cue in STATE_CUES.items()}
+        self._event_cues = {n: overrides.get(n, cue) for n, cue in EVENT_CUES.items()}
         self._io = io
         self._reminder_ns = round(reminder_interval_s * 1e9)
         self._state = State.OFF
@@ -85,14 +106,14 @@ class OfficerFeedback:
     def show_state(self, state: State, now_ns: int) -> None:
         self._state = state
         self._show_look()
-        self._play(STATE_CUES.get(state, Cue()))
+        self._play(self._state_cues.get(state, Cue()))
         self.shown.append(f"state:{state.value}")
         recording = state is State.RECORDING and self._reminder_ns > 0
         self._next_reminder_ns = now_ns + self._reminder_ns if recording else None
 
     def cue(self, name: str) -> None:
         """Play a named event cue; an unknown name is a bug in the caller."""
-        self._play(EVENT_CUES[name])
+        self._play(self._event_cues[name])
         self.shown.append(name)
 
     def tick(self, now_ns: int) -> None:

@@ -110,7 +110,9 @@ class Firmware:
             keep_audio=config.pre_event_audio,
             fps=ports.camera.info.fps,
         )
-        self.feedback = OfficerFeedback(ports.io, reminder_interval_s=config.reminder_interval_s)
+        self.feedback = OfficerFeedback(
+            ports.io, reminder_interval_s=config.reminder_interval_s, cues=config.feedback
+        )
         self._inputs: queue.SimpleQueue[Input | _Edge] = queue.SimpleQueue()
         self._pending: deque[Input] = deque()  # inputs raised by actions, handled after them
         self._handling = False

@@ -13,6 +13,8 @@ no storage:
     disabled        a registered source the dock disabled
     bad_mac         the MAC does not verify with the source's key: forged or altered
     self            this camera's own beacon, heard back
+    kind_not_obeyed a registered source of a kind this camera does not obey (``[device]
+                    trigger_kinds``, which an agency profile sets)
     rssi            weaker than the source's threshold: too far away to concern this officer
     duplicate       the counter last accepted: the same event re-advertised (BLE repeats them)
     replay          a counter below the last accepted, rollback included
@@ -59,6 +61,7 @@ COUNTERS_PATH = "triggers/counters.json"
 COUNTERS_FORMAT = "bwc-trigger-counters"
 ACCEPTED: Final = "accepted"
 NOT_OURS: Final = "not_ours"
+KIND_NOT_OBEYED: Final = "kind_not_obeyed"
 #: incidents remembered for the loop check: far more than one shift has
 MAX_INCIDENTS: Final = 4096
 #: decisions kept for status
@@ -190,8 +193,11 @@ class TriggerEngine:
         *,
         debounce_s: float = 2.0,
         sink: Callable[[TriggerInput], None],
+        obeyed_kinds: frozenset[str] | None = None,
     ) -> None:
+        # ``obeyed_kinds``: the source kinds that start a recording; None: every kind
         self._registry = registry
+        self._obeyed_kinds = obeyed_kinds
         self._counters = counters
         self._clock = clock
         self._debounce_ns = round(debounce_s * 1e9)
@@ -287,6 +293,8 @@ class TriggerEngine:
         last = self._counters.last(source.source_id)
         if source.source_id == self._registry.self_source_id:
             reason = "self"
+        elif self._obeyed_kinds is not None and source.kind not in self._obeyed_kinds:
+            reason = KIND_NOT_OBEYED
         elif accepted.rssi < source.rssi_min_dbm:
             reason = "rssi"
         elif last is not None and event.counter == last:

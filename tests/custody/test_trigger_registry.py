@@ -100,3 +100,19 @@ def test_two_sources_with_one_id_are_refused() -> None:
 def test_a_source_never_shows_its_secret_in_its_repr() -> None:
     assert HOLSTER.secret.hex() not in repr(HOLSTER)
     assert "secret" not in repr(HOLSTER)
+
+
+def test_the_fleet_hash_is_the_same_for_every_camera_of_one_registry() -> None:
+    sources = list(agency_registry())
+    one = TriggerRegistry(AGENCY_SECRET, sources, self_source_id=THIS_CAMERA.source_id)
+    other = TriggerRegistry(AGENCY_SECRET, sources, self_source_id=HOLSTER.source_id)
+    unset = TriggerRegistry(AGENCY_SECRET, sources)
+    assert one.fleet_sha256() == other.fleet_sha256() == unset.fleet_sha256()
+
+
+def test_the_fleet_hash_changes_with_any_source_or_secret() -> None:
+    sources = list(agency_registry())
+    base = TriggerRegistry(AGENCY_SECRET, sources).fleet_sha256()
+    fewer = TriggerRegistry(AGENCY_SECRET, sources[:-1]).fleet_sha256()
+    rekeyed = TriggerRegistry(bytes(32), sources).fleet_sha256()
+    assert len({base, fewer, rekeyed}) == 3

@@ -115,7 +115,7 @@ def run_device(args: argparse.Namespace) -> int:
     console.print(slots.choice.describe())
     running = config.device.model_copy(update={"firmware_version": slots.choice.version})
     firmware = Firmware(running, rig.ports, keys, audit=audit)
-    attach_radio(firmware, config, rig, create=args.sim, console=console)
+    attach_radio(firmware, config, rig, audit, create=args.sim, console=console)
     report = firmware.boot()
     reboot = threading.Event()
     offload = attach_offload(firmware, keys.identity, slots=slots, reboot=reboot.set)
@@ -261,8 +261,8 @@ class Rig:
 
 
 def with_provisioned(config: Config, storage: Storage, console: Console) -> Config:
-    """``config`` with what docks provisioned since it was written: the officer, then the active
-    configuration profile (a profile naming an officer wins; docs/formats/offload.md)."""
+    """``config`` with what docks provisioned since it was written: the officer last assigned
+    and the active configuration profile's settings (docs/formats/offload.md)."""
     from device.offload import load_officer
     from device.profile import camera_settings, device_settings, load_active_profile
 
@@ -311,14 +311,21 @@ def open_rig(hw: HwConfig, storage: Storage | None = None) -> Rig:
 
 
 def attach_radio(
-    firmware: Firmware, config: Config, rig: Rig, *, create: bool, console: Console
-) -> None:
-    """Give the firmware its trigger engine and peer beacon, if a trigger registry exists."""
+    firmware: Firmware, config: Config, rig: Rig, audit: DeviceAuditLog, *, create: bool,
+    console: Console,
+) -> None:  # fmt: skip
+    """Give the firmware its trigger engine and peer beacon, if it holds the registry it should."""
     from device.ble_link import BleLink
+    from device.profile import registry_mismatch
     from device.triggers import CounterStore, TriggerEngine
     from hw.ports.ble import open_ble_advertiser, open_ble_scanner
 
     path = config.device.keys_dir / REGISTRY_NAME
+    mismatch = registry_mismatch(config.device, path)
+    if mismatch is not None:
+        console.print(mismatch.message(), soft_wrap=True)  # one line, whatever the width
+        audit.append("triggers.refused", mismatch.audit_detail())
+        return
     if not path.exists() and create:
         development_registry(config.device.serial).save(path)
         console.print(f"made a development trigger registry in {path} (simulated camera)")
@@ -328,9 +335,10 @@ def attach_radio(
         return
     registry = TriggerRegistry.load(path)
     counters = CounterStore(rig.ports.storage)
+    kinds = config.device.trigger_kinds
     engine = TriggerEngine(
-        registry, counters, rig.ports.clock,
-        debounce_s=config.device.trigger_debounce_s, sink=firmware.submit,
+        registry, counters, rig.ports.clock, debounce_s=config.device.trigger_debounce_s,
+        sink=firmware.submit, obeyed_kinds=None if kinds is None else frozenset(kinds),
     )  # fmt: skip
     scanner = open_ble_scanner(config.hw.ble_scanner, rig.radio)
     advertiser = open_ble_advertiser(config.hw.ble_advertiser, rig.radio)

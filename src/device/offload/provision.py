@@ -4,9 +4,10 @@ and its configuration profile.
 Each write is checked in full before it replaces anything (a registry that does not parse, a PEM
 of the wrong algorithm: 422, nothing changed), written durably (temporary name, fsync, rename,
 fsync of the folder) and then audited. The officer assignment lives on the card, through the
-Storage port; key files and the registry live in ``keys_dir``, beside the device key, where the
-composition root loads them at boot, and are written with custody's atomic key-file writer,
-which also sets the registry's private mode.
+Storage port: ``PUT /officer`` or accepting a profile that names an officer makes it, the most
+recent wins, and every later boot keeps it. Key files and the registry live in ``keys_dir``,
+beside the device key, where the composition root loads them at boot, and are written with
+custody's atomic key-file writer, which also sets the registry's private mode.
 """
 
 from __future__ import annotations
@@ -81,13 +82,18 @@ class Provisioner:
                 f"officer id {officer[:80]!r} does not match {OFFICER_RE.pattern}: "
                 "use the agency's officer id"
             )
+        self._assign(officer, {})
+        return {"officer_id": officer}
+
+    def _assign(self, officer: str, why: dict[str, str]) -> None:
+        """Assign the camera now and for every later boot: the most recent assignment wins."""
         previous = self._holder.officer_id()
         ensure_durable_folder(self._storage, parent_of(OFFICER_FILE))
         doc = canonical_bytes({"officer_id": officer}) + b"\n"
         write_durable(self._storage, OFFICER_FILE, doc)
         self._holder.assign_officer(officer)
-        self._audit.append("officer.assigned", {"officer_id": officer, "previous": previous})
-        return {"officer_id": officer}
+        detail = {"officer_id": officer, "previous": previous, **why}
+        self._audit.append("officer.assigned", detail)
 
     def triggers(self, body: bytes) -> dict[str, Any]:
         if len(body) > MAX_FILE_BYTES:
@@ -108,11 +114,16 @@ class Provisioner:
         return {"sources": len(registry)}
 
     def profile(self, body: bytes) -> dict[str, Any]:
-        """Keep a verified, newer profile as the active one; it applies at the next boot."""
+        """Keep a verified, newer profile as the active one; it applies at the next boot, but
+        the officer it names (if any) is assigned now, as ``PUT /officer`` would."""
         report, profile = check_profile(body, self._keys_dir)
         failure = report.first_failure
+        reason = failure.describe() if failure is not None else "nothing was checked"
+        officer = "" if profile is None else profile.settings["officer_id"]
+        if officer and not OFFICER_RE.fullmatch(officer):
+            reason = f"settings: officer_id {officer!r} does not match {OFFICER_RE.pattern}"
+            profile = None
         if profile is None:
-            reason = failure.describe() if failure is not None else "nothing was checked"
             self._audit.append("profile.refused", {"reason": reason})
             raise OffloadRejected(f"profile refused, nothing was changed: {reason}")
         active = load_active_profile(self._storage, self._keys_dir)
@@ -125,6 +136,8 @@ class Provisioner:
             raise OffloadConflict(
                 f"profile refused, nothing was changed: {reason}: raise profile_version and sign"
             )
+        if officer:  # first: a power cut before the profile is written leaves a profile to resend
+            self._assign(officer, {"by": "profile", "profile_id": profile.profile_id})
         ensure_durable_folder(self._storage, parent_of(PROFILE_FILE))
         write_durable(self._storage, PROFILE_FILE, body)
         detail = {
