@@ -38,8 +38,9 @@ def build_app(cfg: EvidenceConfig) -> tuple[FastAPI, IngestService]:
     try:
         playback = PlaybackService.beside(service, open_agency_key(cfg))
         app = create_app(
-            service, load_tokens(cfg), max_body_bytes=cfg.max_body_bytes, playback=playback
-        )
+            service, load_tokens(cfg), max_body_bytes=cfg.max_body_bytes, playback=playback,
+            denied_per_minute=cfg.denied_per_minute,
+        )  # fmt: skip
     except BaseException:
         service.metadata.close()
         raise

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 DEFAULT_PORT = 8440
 DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024  # a manifest is at most 32 MiB, a segment ~1 s
+#: refused requests (401/403) recorded per client address per minute; the rest are summarised
+DEFAULT_DENIED_PER_MINUTE = 60
 NS_PER_DAY = 86_400 * 10**9
 
 #: Retention periods in days by category; None keeps the evidence until someone deletes it
@@ -140,6 +142,8 @@ class EvidenceConfig(BaseModel):
     tokens_file: Path | None = None
     devices_dir: Path | None = None
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    # At most this many access.denied records per client address a minute (evidence.access_log).
+    denied_per_minute: int = Field(default=DEFAULT_DENIED_PER_MINUTE, ge=1, le=100_000)
     retention: RetentionPolicy = Field(default_factory=RetentionPolicy)
     database_url: str | None = None  # PostgreSQL instead of SQLite: see the class doc
     # The agency private key, for playback: a PEM file (0600) or a key service; never the DB.

@@ -20,7 +20,8 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from evidence.errors import StoreSetupError
-from evidence.sql_metadata import SqlMetadataStore, Transaction
+from evidence.sql_metadata import SqlMetadataStore
+from evidence.sql_text import Transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (

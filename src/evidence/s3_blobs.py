@@ -40,20 +40,11 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    FlexibleChecksumError,
-    HTTPClientError,
-    NoCredentialsError,
-    PartialCredentialsError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import ClientError
 
 from evidence.config import NS_PER_DAY, LockMode, S3Settings
 from evidence.errors import (
@@ -64,6 +55,7 @@ from evidence.errors import (
     StoreSetupError,
     VerificationFailed,
 )
+from evidence.s3_errors import DENIED, NO_LOCK, NOT_FOUND, Translated, error_code
 from evidence.storage import BLOB_KEY_RE, check_blob_key
 
 if TYPE_CHECKING:
@@ -74,16 +66,6 @@ INDEFINITE_NS = 36_500 * NS_PER_DAY  # 100 years: what "kept indefinitely" locks
 MIN_LOCK_NS = 60 * 10**9  # the soonest retention date the store sets, from now
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _MAX_SINGLE_PUT = 5 * 1024**3  # the largest object one S3 PutObject takes
-_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
-_DENIED = {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch"}
-_BAD_DIGEST = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
-# What GetObjectRetention / GetObjectLegalHold answer for a version that has none.
-_NO_LOCK = {
-    "ObjectLockConfigurationNotFoundError",
-    "NoSuchObjectLockConfiguration",
-    "NoSuchObjectLegalHold",
-    "InvalidRequest",
-}
 
 
 def open_s3_blobs(
@@ -116,72 +98,12 @@ def open_s3_blobs(
     return LockingS3BlobStore(client, settings.bucket, where, mode=settings.lock_mode)
 
 
-def s3_error(exc: BotoCoreError | ClientError, where: str, action: str) -> EvidenceError:
-    """The evidence error for a botocore failure, in one line that says what to do."""
-    if isinstance(exc, ClientError):
-        code = error_code(exc)
-        if code == "NoSuchBucket":
-            return StoreSetupError(
-                f"{where} does not exist: create it (with Object Lock) or fix s3.bucket"
-            )
-        if code in _DENIED:
-            return StoreSetupError(
-                f"{where} denied access to {action} ({code}): check the S3 credentials "
-                "and the bucket policy"
-            )
-        if code in _BAD_DIGEST:
-            return VerificationFailed(
-                f"{action}: the object store refused the data, it does not match its sha256; "
-                "send it again"
-            )
-        message = str(exc.response.get("Error", {}).get("Message", "")).replace("\n", " ")
-        return StoreSetupError(f"{where} failed to {action}: {code} {message}".rstrip())
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return StoreSetupError(
-            "no S3 credentials: set s3.access_key_id and s3.secret_access_key, or "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
-        )
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return StoreSetupError(
-            f"cannot reach {where} to {action}: check s3.endpoint_url and that the object "
-            "store is running"
-        )
-    if isinstance(exc, FlexibleChecksumError):
-        return StoreSetupError(
-            f"{where}: {action}: the data read back does not match its stored sha256"
-        )
-    return StoreSetupError(f"{where} failed to {action}: {exc}".replace("\n", " "))
-
-
-def error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-class _Translated:
-    """Turns botocore failures inside the block into evidence errors (``raise ... from``)."""
-
-    def __init__(self, where: str, action: str) -> None:
-        self._where, self._action = where, action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, BotoCoreError | ClientError):
-            raise s3_error(exc, self._where, self._action) from exc
-
-
 class S3BlobStore:
     def __init__(self, client: S3Client, bucket: str, where: str) -> None:
         self._client, self.bucket, self.where = client, bucket, where
 
-    def _s3(self, action: str) -> _Translated:
-        return _Translated(self.where, action)
+    def _s3(self, action: str) -> Translated:
+        return Translated(self.where, action)
 
     def object_lock_enabled(self) -> bool:
         with self._s3("read its Object Lock configuration"):
@@ -247,7 +169,7 @@ class S3BlobStore:
                     Bucket=self.bucket, Key=key, ChecksumMode="ENABLED"
                 )
             except ClientError as exc:
-                if error_code(exc) in _NOT_FOUND:
+                if error_code(exc) in NOT_FOUND:
                     return None
                 raise
             return answer["Body"].read()
@@ -258,7 +180,7 @@ class S3BlobStore:
             try:
                 self._client.head_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if error_code(exc) in _NOT_FOUND:
+                if error_code(exc) in NOT_FOUND:
                     return False
                 raise
         return True
@@ -272,7 +194,7 @@ class S3BlobStore:
                 try:
                     self._client.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id)
                 except ClientError as exc:
-                    if error_code(exc) not in _DENIED:
+                    if error_code(exc) not in DENIED:
                         raise
                     raise self._refusal(key, version_id) from exc
 
@@ -312,7 +234,7 @@ class S3BlobStore:
                 Bucket=self.bucket, Key=key, VersionId=version_id
             )
         except ClientError as exc:
-            if error_code(exc) in _NO_LOCK:
+            if error_code(exc) in NO_LOCK:
                 return False
             raise
         return answer.get("LegalHold", {}).get("Status") == "ON"
@@ -325,7 +247,7 @@ class S3BlobStore:
             else:
                 answer = get(Bucket=self.bucket, Key=key, VersionId=version_id)
         except ClientError as exc:
-            if error_code(exc) in _NO_LOCK:
+            if error_code(exc) in NO_LOCK:
                 return None
             raise
         retention = answer.get("Retention", {})
@@ -403,7 +325,7 @@ class LockingS3BlobStore(S3BlobStore):
             return
         except ClientError as exc:
             # Denied: the new date is earlier than the lock in force (a shortened category).
-            if error_code(exc) not in _DENIED:
+            if error_code(exc) not in DENIED:
                 raise
             if self.mode == "COMPLIANCE":
                 current = self._retention(key)

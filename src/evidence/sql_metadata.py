@@ -1,21 +1,35 @@
 """``SqlMetadataStore``: the MetadataStore methods the SQLite and PostgreSQL backends share.
 
-The column lists and the SQL are written here once, with qmark placeholders (``?``): sqlite3 takes
-them as they are and the PostgreSQL backend turns them into psycopg's ``%s``. A backend subclass
-keeps what truly differs: its schema, how it connects and runs a transaction, how it orders a
-check with the write it guards (SQLite's BEGIN IMMEDIATE already holds the database's one write
-lock; PostgreSQL locks a manifest, an evidence row or the audit table), and which library error
-means a broken UNIQUE constraint.
+The SQL is written here once (its column lists and shared fragments in :mod:`evidence.sql_text`),
+with qmark placeholders (``?``): sqlite3 takes them as they are and the PostgreSQL backend turns
+them into psycopg's ``%s``. A backend subclass keeps what truly differs: its schema, how it
+connects and runs a transaction, how it orders a check with the write it guards (SQLite's BEGIN
+IMMEDIATE already holds the database's one write lock; PostgreSQL locks a manifest, an evidence
+row or the audit table), and which library error means a broken UNIQUE constraint.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
-from evidence.errors import Conflict, StoreSetupError
+from evidence.errors import Conflict
+from evidence.sql_text import (
+    EVIDENCE_COLUMNS,
+    EVIDENCE_COLUMNS_OF_E,
+    FILE_COLUMNS,
+    HOLD_COLUMNS,
+    PURGEABLE,
+    RETENTION_COLUMNS,
+    SEGMENT_ROW,
+    TOMBSTONE_COLUMNS,
+    UPLOAD_COLUMNS,
+    Transaction,
+    present,
+    upsert_retention,
+)
 from evidence.storage import (
     AuditBuild,
     AuditTail,
@@ -27,49 +41,6 @@ from evidence.storage import (
     Tombstone,
     Upload,
 )
-
-UPLOAD_COLUMNS = (
-    "id, manifest_sha256, clip_id, device_id, segment_count, created_by, created_at_ns, evidence_id"
-)
-EVIDENCE_COLUMNS = (
-    "id, manifest_sha256, clip_id, device_id, officer_id, segment_count, byte_count, stored_at_ns"
-)
-RETENTION_COLUMNS = "evidence_id, category, expires_at_ns, set_by, set_at_ns"
-HOLD_COLUMNS = (
-    "id, evidence_id, case_number, reason, placed_by, placed_at_ns, released_by, "
-    "released_at_ns, release_reason"
-)
-TOMBSTONE_COLUMNS = (
-    "evidence_id, manifest_sha256, clip_id, device_id, officer_id, stored_at_ns, category, "
-    "expires_at_ns, rule, purged_by, purged_at_ns"
-)
-FILE_COLUMNS = "evidence_id, sha256, size, name, submitted_by, stored_at_ns"
-_EVIDENCE_COLUMNS_OF_E = ", ".join(f"e.{c.strip()}" for c in EVIDENCE_COLUMNS.split(","))
-# Expired and not held: the one condition purge selects by and re-checks before deleting.
-_PURGEABLE = (
-    "r.expires_at_ns IS NOT NULL AND r.expires_at_ns <= ? AND NOT EXISTS "
-    "(SELECT 1 FROM holds h WHERE h.evidence_id = r.evidence_id AND h.released_at_ns IS NULL)"
-)
-_SEGMENT = "FROM upload_segments WHERE upload_id = ? AND idx = ?"
-
-
-class Rows(Protocol):
-    """What a statement returns: sqlite3's and psycopg's cursors both fit."""
-
-    @property
-    def rowcount(self) -> int: ...
-
-    def fetchone(self) -> tuple[Any, ...] | None: ...
-
-    def fetchall(self) -> list[tuple[Any, ...]]: ...
-
-
-class Transaction(Protocol):
-    """A connection inside one transaction, taking qmark placeholders."""
-
-    def execute(self, sql: str, params: Sequence[Any] = (), /) -> Rows: ...
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]], /) -> object: ...
 
 
 class SqlMetadataStore(ABC):
@@ -138,7 +109,7 @@ class SqlMetadataStore(ABC):
                     f"SELECT {UPLOAD_COLUMNS} FROM uploads WHERE manifest_sha256 = ?",
                     (u.manifest_sha256,),
                 ).fetchone()
-                return Upload(*_present(row))
+                return Upload(*present(row))
             tx.executemany(
                 "INSERT INTO upload_segments (upload_id, idx, size, cipher_sha256) "
                 "VALUES (?, ?, ?, ?)",
@@ -164,11 +135,11 @@ class SqlMetadataStore(ABC):
         return [ExpectedSegment(*row) for row in rows]
 
     def expected_segment(self, upload_id: str, index: int) -> ExpectedSegment | None:
-        row = self._one(f"SELECT idx, size, cipher_sha256 {_SEGMENT}", upload_id, index)
+        row = self._one(f"SELECT idx, size, cipher_sha256 {SEGMENT_ROW}", upload_id, index)
         return None if row is None else ExpectedSegment(*row)
 
     def is_acknowledged(self, upload_id: str, index: int) -> bool:
-        row = self._one(f"SELECT acknowledged {_SEGMENT}", upload_id, index)
+        row = self._one(f"SELECT acknowledged {SEGMENT_ROW}", upload_id, index)
         return row is not None and bool(row[0])
 
     # TRUE is 1 to SQLite (an INTEGER flag) and true to PostgreSQL (a BOOLEAN).
@@ -207,7 +178,7 @@ class SqlMetadataStore(ABC):
                 )  # fmt: skip
                 tx.execute("UPDATE uploads SET evidence_id = ? WHERE id = ?", (e.id, upload_id))
                 if retention is not None:
-                    _upsert_retention(tx, retention)
+                    upsert_retention(tx, retention)
         except self._integrity_error as exc:  # a duplicate, or a dangling row
             raise Conflict(
                 f"evidence for manifest {e.manifest_sha256} is already stored: "
@@ -252,7 +223,7 @@ class SqlMetadataStore(ABC):
         with self._tx() as tx:
             if not self._lock_evidence(tx, retention.evidence_id, for_update=False):
                 return False
-            _upsert_retention(tx, retention)
+            upsert_retention(tx, retention)
         return True
 
     def add_hold(self, hold: Hold) -> bool:
@@ -287,9 +258,9 @@ class SqlMetadataStore(ABC):
 
     def expired(self, now_ns: int, *, limit: int) -> list[Evidence]:
         rows = self._all(
-            f"SELECT {_EVIDENCE_COLUMNS_OF_E} FROM evidence e "
+            f"SELECT {EVIDENCE_COLUMNS_OF_E} FROM evidence e "
             f"JOIN retention r ON r.evidence_id = e.id "
-            f"WHERE {_PURGEABLE} ORDER BY r.expires_at_ns, e.id LIMIT ?",
+            f"WHERE {PURGEABLE} ORDER BY r.expires_at_ns, e.id LIMIT ?",
             now_ns,
             limit,
         )
@@ -303,7 +274,7 @@ class SqlMetadataStore(ABC):
             if not self._lock_evidence(tx, t.evidence_id, for_update=True):
                 return False
             still = tx.execute(
-                f"SELECT 1 FROM retention r WHERE r.evidence_id = ? AND {_PURGEABLE}",
+                f"SELECT 1 FROM retention r WHERE r.evidence_id = ? AND {PURGEABLE}",
                 (t.evidence_id, t.purged_at_ns),
             ).fetchone()
             if still is None:
@@ -336,7 +307,7 @@ class SqlMetadataStore(ABC):
         return [Tombstone(*row) for row in rows]
 
     def counts(self) -> tuple[int, int]:
-        held, purged = _present(
+        held, purged = present(
             self._one("SELECT (SELECT COUNT(*) FROM evidence), (SELECT COUNT(*) FROM tombstones)")
         )
         return int(held), int(purged)
@@ -354,7 +325,7 @@ class SqlMetadataStore(ABC):
             last = tx.execute("SELECT seq, line FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             tail = None
             if last is not None:
-                (signed,) = _present(tx.execute(self._last_checkpoint).fetchone())
+                (signed,) = present(tx.execute(self._last_checkpoint).fetchone())
                 since = last[0] - (-1 if signed is None else signed)
                 tail = AuditTail(last[0], bytes(last[1]), since)
             first = 0 if tail is None else tail.seq + 1
@@ -380,7 +351,7 @@ class SqlMetadataStore(ABC):
             row = tx.execute(
                 f"SELECT {FILE_COLUMNS} FROM files WHERE sha256 = ?", (f.sha256,)
             ).fetchone()
-        return StoredFile(*_present(row))
+        return StoredFile(*present(row))
 
     def file_for_sha256(self, sha256: str) -> StoredFile | None:
         row = self._one(f"SELECT {FILE_COLUMNS} FROM files WHERE sha256 = ?", sha256)
@@ -397,19 +368,3 @@ class SqlMetadataStore(ABC):
             offset,
         )
         return [StoredFile(*row) for row in rows]
-
-
-def _upsert_retention(tx: Transaction, r: Retention) -> None:
-    tx.execute(
-        f"INSERT INTO retention ({RETENTION_COLUMNS}) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (evidence_id) DO UPDATE SET category = excluded.category, "
-        "expires_at_ns = excluded.expires_at_ns, set_by = excluded.set_by, "
-        "set_at_ns = excluded.set_at_ns",
-        (r.evidence_id, r.category, r.expires_at_ns, r.set_by, r.set_at_ns),
-    )
-
-
-def _present(row: tuple[Any, ...] | None) -> tuple[Any, ...]:
-    if row is None:  # only after a row was seen inside the same locked transaction
-        raise StoreSetupError("the metadata database lost a row inside a transaction")
-    return row

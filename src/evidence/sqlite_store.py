@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from evidence.errors import StoreSetupError
-from evidence.sql_metadata import SqlMetadataStore, Transaction
+from evidence.sql_metadata import SqlMetadataStore
+from evidence.sql_text import Transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (

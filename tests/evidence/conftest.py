@@ -98,12 +98,16 @@ def live(cfg: EvidenceConfig, service: IngestService) -> Iterator[Live]:
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL."""
+def serving(app: FastAPI, *, lifespan: bool = False) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a loopback port, in a thread; yields its base URL.
+
+    With ``lifespan`` the app's startup and shutdown run too, as under ``bwc evidence serve``.
+    """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on" if lifespan else "off")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

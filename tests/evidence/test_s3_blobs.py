@@ -20,14 +20,8 @@ from pydantic import SecretStr, ValidationError
 
 from evidence.config import NS_PER_DAY, EvidenceConfig, S3Settings
 from evidence.errors import BlobLocked, StoreSetupError, VerificationFailed
-from evidence.s3_blobs import (
-    INDEFINITE_NS,
-    MIN_LOCK_NS,
-    LockingS3BlobStore,
-    S3BlobStore,
-    error_code,
-    s3_error,
-)
+from evidence.s3_blobs import INDEFINITE_NS, MIN_LOCK_NS, LockingS3BlobStore, S3BlobStore
+from evidence.s3_errors import error_code, s3_error
 from evidence.storage import LockingBlobStore
 from evidence.store import open_blobs
 from tests.evidence.s3_server import SeaweedS3

@@ -1,4 +1,7 @@
-"""Bearer authentication and role checks, as FastAPI dependencies (tokens in tokens.json)."""
+"""Bearer authentication and role checks, as FastAPI dependencies (tokens in tokens.json).
+
+Every refusal here is also an ``access.denied`` audit record (see :mod:`.denials`).
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,15 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from evidence.api.denials import denied
 from evidence.api.state import api_state
 from evidence.errors import Forbidden, Unauthenticated
 from evidence.tokens import Principal, Role
 
 _bearer = HTTPBearer(auto_error=False)
+
+NO_TOKEN = "no bearer token"
+UNKNOWN_TOKEN = "unknown bearer token"
 
 
 def caller(
@@ -20,15 +27,33 @@ def caller(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
-        raise Unauthenticated("send 'Authorization: Bearer <token>' (tokens are in tokens.json)")
-    return api_state(request).tokens.authenticate(credentials.credentials)
+        raise denied(
+            request,
+            Unauthenticated("send 'Authorization: Bearer <token>' (tokens are in tokens.json)"),
+            NO_TOKEN,
+        )
+    return authenticate(request, credentials.credentials)
 
 
-def role(*allowed: Role) -> Callable[[Principal], Principal]:
-    def check(who: Annotated[Principal, Depends(caller)]) -> Principal:
+def authenticate(request: Request, token: str) -> Principal:
+    """The holder of ``token``; an unknown token is refused and audited (without the token)."""
+    try:
+        return api_state(request).tokens.authenticate(token)
+    except Unauthenticated as exc:
+        denied(request, exc, UNKNOWN_TOKEN)
+        raise
+
+
+def role(*allowed: Role) -> Callable[[Request, Principal], Principal]:
+    def check(request: Request, who: Annotated[Principal, Depends(caller)]) -> Principal:
         if who.role not in allowed:
             needed = " or ".join(r.value for r in allowed)
-            raise Forbidden(f"a {who.role.value} token may not do this: it needs {needed}")
+            raise denied(
+                request,
+                Forbidden(f"a {who.role.value} token may not do this: it needs {needed}"),
+                f"needs {needed}",
+                who,
+            )
         return who
 
     return check

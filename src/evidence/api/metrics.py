@@ -1,8 +1,9 @@
 """``GET /metrics`` (Prometheus text format) and the middleware that counts refused requests.
 
 Who may read it: a caller with an ``admin`` or ``auditor`` token, or any caller on loopback
-without a token. The metrics name no evidence, officer or camera, but they do reveal activity:
-when clips arrive, how many, how large, how often requests are refused, when purges run. That is
+without a token; every other caller is refused and audited like any refusal (``access.denied``).
+The metrics name no evidence, officer or camera, but they do reveal activity: when clips
+arrive, how many, how large, how often requests are refused, when purges run. That is
 operational intelligence about an agency's patrols, so it is not for anyone who can reach the
 port; a Prometheus on the same host (the usual set-up) scrapes without a token, one elsewhere
 sends a token. A reverse proxy on the same host makes every client look local: have it refuse
@@ -21,7 +22,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from evidence.api.state import api_state
+from evidence.api.auth import NO_TOKEN, authenticate
+from evidence.api.denials import denied
 from evidence.errors import Forbidden, Unauthenticated
 from evidence.metrics import StoreMetrics
 from evidence.tokens import Role
@@ -47,13 +49,22 @@ def metrics_reader(
     if credentials is None:
         if _on_loopback(request):
             return
-        raise Unauthenticated(
-            "metrics need 'Authorization: Bearer <token>' of an admin or auditor from here "
-            "(only loopback may scrape without one)"
+        raise denied(
+            request,
+            Unauthenticated(
+                "metrics need 'Authorization: Bearer <token>' of an admin or auditor from here "
+                "(only loopback may scrape without one)"
+            ),
+            NO_TOKEN,
         )
-    who = api_state(request).tokens.authenticate(credentials.credentials)
+    who = authenticate(request, credentials.credentials)
     if who.role not in READERS:
-        raise Forbidden(f"a {who.role.value} token may not read metrics: it needs admin or auditor")
+        raise denied(
+            request,
+            Forbidden(f"a {who.role.value} token may not read metrics: it needs admin or auditor"),
+            "needs admin or auditor",
+            who,
+        )
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[Depends(metrics_reader)])

@@ -1,4 +1,5 @@
-"""What every route reaches through the app: the services, the token table and limits."""
+"""What every route reaches through the app: the services, the token table and limits,
+and the log of refused access."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.requests import ClientDisconnect
 
+from evidence.access_log import DeniedAccessLog
 from evidence.errors import BadRequest, PayloadTooLarge
 from evidence.files import FileService
 from evidence.ingest import IngestService
@@ -27,6 +29,7 @@ class ApiState:
     max_body_bytes: int
     playback: PlaybackService
     files: FileService
+    denials: DeniedAccessLog
 
 
 def api_state(request: Request) -> ApiState:
