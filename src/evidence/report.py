@@ -120,6 +120,9 @@ class AnnualReport:
     refused: int
     refused_by_action: dict[str, int]
     refused_by_actor: dict[str, int]
+    #: requests refused for their credentials (401) or role (403), by status; suppressed ones
+    #: (over the per-address limit) counted from their summaries
+    access_denied: dict[str, int] = field(default_factory=dict)
     timezone: str = "UTC"
     notes: list[str] = field(default_factory=list)
 
@@ -204,6 +207,7 @@ def compile_report(
         refused=_count(in_year, "ingest.refused"),
         refused_by_action=_refusals(in_year, lambda r: _action(r["data"].get("action", ""))),
         refused_by_actor=_refusals(in_year, lambda r: str(r["actor"])),
+        access_denied=_denials(in_year),
     )  # fmt: skip
     _count_stored(report, records, in_year, end)
     for purge in report.purged_by_rule:
@@ -325,6 +329,17 @@ def _refusals(
     in_year: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]
 ) -> dict[str, int]:
     counts = Counter(key(r) for r in in_year if r["event"] == "ingest.refused")
+    return dict(sorted(counts.items()))
+
+
+def _denials(in_year: list[dict[str, Any]]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for r in in_year:
+        if r["event"] == "access.denied":
+            counts[str(r["data"].get("status", "unknown"))] += 1
+        elif r["event"] == "access.denied.suppressed":
+            for status, n in dict(r["data"].get("by_status", {})).items():
+                counts[str(status)] += int(n)
     return dict(sorted(counts.items()))
 
 

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from custody.keys import load_signing_key, public_pem, write_atomic
+from evidence.access_log import ANONYMOUS, Denial, DeniedAccessLog
+from evidence.audit_log import StoreAudit
 from evidence.config import EvidenceConfig
 from evidence.errors import BadRequest, VerificationFailed
 from evidence.ingest import IngestService
@@ -120,6 +122,7 @@ def build_history(
         upload_id = service.create_upload(e_clip.manifest, DOCK).upload.id
         with pytest.raises(VerificationFailed):
             service.put_segment(upload_id, 0, e_clip.segments[1], DOCK)
+        deny_access(service.audit, clock)
         at(2026, 2, 14)
         for index, data in sorted(e_clip.segments.items()):
             service.put_segment(upload_id, index, data, DOCK)
@@ -132,6 +135,15 @@ def build_history(
     finally:
         service.metadata.close()
     return History(sizes, a, b, g, c, d, e, f)
+
+
+def deny_access(audit: StoreAudit, clock: ManualClock) -> None:
+    """Three bad tokens from one address (one recorded, two over the limit) and a wrong role."""
+    denied = DeniedAccessLog(audit, per_minute=1, wall_ns=clock)
+    for _ in range(3):
+        denied.record(Denial(401, ANONYMOUS, "203.0.113.9", "GET", "/v1/evidence", "no token"))
+    denied.record(Denial(403, DOCK, "198.51.100.4", "GET", "/v1/evidence", "needs records"))
+    denied.flush_all()
 
 
 def store_with_history(root: Path) -> tuple[EvidenceConfig, History]:
@@ -255,6 +267,12 @@ def test_refused_requests_are_counted_by_action_and_user(report_2026: AnnualRepo
     assert report_2026.refused_by_actor == {DOCK: 2}
 
 
+def test_denied_access_is_counted_by_status_with_the_suppressed_ones(
+    report_2026: AnnualReport,
+) -> None:
+    assert report_2026.access_denied == {"401": 3, "403": 1}
+
+
 def test_the_year_before_counts_only_its_own_events(cfg: EvidenceConfig, history: History) -> None:
     h = history
     report = report_for(cfg, 2025)
@@ -266,6 +284,7 @@ def test_the_year_before_counts_only_its_own_events(cfg: EvidenceConfig, history
     assert report.in_store_at_year_end == volume(h, h.b, h.g)
     assert report.accesses == [Access("listed", 1, 0)]
     assert report.refused == 0
+    assert report.access_denied == {}
 
 
 def test_the_report_states_how_far_the_audit_chain_verified(

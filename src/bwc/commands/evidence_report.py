@@ -105,6 +105,7 @@ def render(report: AnnualReport) -> Group:
         _counts("accesses by role", "role", report.accesses_by_role),
         _counts("refused requests by action", "action", report.refused_by_action),
         _counts("refused requests by user", "user", report.refused_by_actor),
+        _counts("access denied (401 credentials, 403 role)", "status", report.access_denied),
         *(Text(f"note: {note}", style="yellow") for note in report.notes),
     )
 
