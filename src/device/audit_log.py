@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from custody.audit import AuditWriter, verify_audit
 from custody.canonical import sha256_hex
 from custody.keys import key_id
-from device.clip_writer import ensure_durable_folder, join, parent_of, temp_name, write_all
+from device.durable import ensure_durable_folder, join, parent_of, temp_name, write_all
 from device.errors import AuditWriteError
 from hw.ports.clock import Clock
 from hw.ports.storage import Storage, write_durable

@@ -25,7 +25,7 @@ the in-flight segment and any torn manifest bytes) and raises :class:`StorageFul
 from __future__ import annotations
 
 import errno
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -35,12 +35,12 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 from custody.canonical import sha256_hex
 from custody.clip import MANIFEST_NAME, segment_name
 from custody.clipid import new_clip_id
-from custody.envelope import wrap_data_key
-from custody.keys import raw_public
-from custody.manifest import ClipHeader, ClipInfo, EventRecord, SealRecord, SegmentRecord
+from custody.manifest import ClipHeader, EventRecord, SealRecord, SegmentRecord
 from custody.manifest_writer import ManifestWriter
 from custody.segment import OVERHEAD, new_data_key, seal_segment
+from device.clip_head import ClipStart, clip_head
 from device.config import DeviceConfig
+from device.durable import ensure_durable_folder, join, temp_name, write_all
 from device.errors import ClipExistsError, ClipWriteError, StorageFullError
 from hw.ports.clock import Clock
 from hw.ports.gnss import GnssFix
@@ -49,64 +49,11 @@ from hw.ports.storage import Storage, write_durable
 #: room kept for one manifest record besides the segment itself (a record is about 400 bytes)
 RECORD_BUDGET = 1024
 STAGING_SUFFIX = ".creating"
-TEMP_SUFFIX = ".tmp"
-
-
-def join(folder: str, name: str) -> str:
-    return f"{folder}/{name}" if folder else name
-
-
-def parent_of(path: str) -> str:
-    return path.rpartition("/")[0]
 
 
 def staging_name(clip_id: str) -> str:
     """The hidden folder a clip is created in before it is renamed to its id."""
     return f".{clip_id}{STAGING_SUFFIX}"
-
-
-def temp_name(name: str) -> str:
-    """The temporary name a file is written under before its rename (as ``write_durable``)."""
-    return f".{name}{TEMP_SUFFIX}"
-
-
-def is_temp_name(name: str) -> bool:
-    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
-
-
-def write_all(storage: Storage, path: str, data: bytes, *, append: bool) -> None:
-    """Write ``data`` and fsync it; returns only once the bytes are durable."""
-    with storage.open_write(path, append=append) as f:
-        view = memoryview(data)
-        while view:
-            written = f.write(bytes(view))
-            if written <= 0:
-                raise OSError(errno.EIO, "write made no progress", path)
-            view = view[written:]
-        f.fsync()
-
-
-def ensure_durable_folder(storage: Storage, path: str) -> None:
-    """Create ``path`` (and its parents) so that a power cut cannot take it away again."""
-    if not path or storage.exists(path):
-        return
-    ensure_durable_folder(storage, parent_of(path))
-    storage.mkdir(path)
-    storage.fsync_dir(parent_of(path))
-
-
-@dataclass(frozen=True)
-class ClipStart:
-    """Why and from when a clip records; the header keeps all of it."""
-
-    #: the inputs that started it, each with a string ``kind`` ("button", "holster", "peer", ...)
-    triggers: Sequence[Mapping[str, str | int]]
-    #: monotonic time of the clip's first frame (the oldest pre-event frame it includes)
-    first_frame_monotonic_ns: int
-    #: buffered footage before the start input that the clip actually includes
-    pre_event_ns: int = 0
-    #: camera wall clock minus dock time at the last dock time sync
-    time_sync_offset_ns: int = 0
 
 
 @dataclass(frozen=True)
@@ -167,7 +114,7 @@ class ClipWriter:
                 "start the clip under a new id"
             )
         data_key = new_data_key()  # held only in memory; the manifest keeps it wrapped
-        head = _clip_head(clip_id, data_key, config, device_key, agency_public, clock, start)
+        head = clip_head(clip_id, data_key, config, device_key, agency_public, clock, start)
         free = storage.free_bytes()
         if free < config.storage_reserve_bytes + len(head):
             raise StorageFullError(
@@ -394,52 +341,3 @@ class ClipWriter:
                 removed = True
         if removed:
             self._storage.fsync_dir(self._folder)
-
-
-def _clip_head(
-    clip_id: str,
-    data_key: bytes,
-    config: DeviceConfig,
-    device_key: Ed25519PrivateKey,
-    agency_public: X25519PublicKey,
-    clock: Clock,
-    start: ClipStart,
-) -> bytes:
-    """The first manifest lines: the header, then the configured and actual pre-event time."""
-    now_mono, now_wall = clock.monotonic_ns(), clock.wall_ns()
-    if not 0 <= start.first_frame_monotonic_ns <= now_mono:
-        raise ValueError(
-            f"first frame at {start.first_frame_monotonic_ns} ns is not in 0..now ({now_mono})"
-        )
-    header = ClipHeader(
-        clip_id=clip_id,
-        device_public_key=raw_public(device_key),
-        data_key=wrap_data_key(data_key, agency_public, clip_id),
-        info=ClipInfo(
-            device_id=config.device_id or config.serial,
-            device_serial=config.serial,
-            officer_id=config.officer_id,
-            firmware_version=config.firmware_version,
-            start_wall_ns=now_wall - (now_mono - start.first_frame_monotonic_ns),
-            start_monotonic_ns=start.first_frame_monotonic_ns,
-            time_sync_offset_ns=start.time_sync_offset_ns,
-            triggers=tuple(dict(t) for t in start.triggers),
-            pre_event_ns=start.pre_event_ns,
-            pre_event_audio=config.pre_event_audio,
-            profile_id=config.profile_id,
-        ),
-    )
-    lines: list[bytes] = []
-    manifest = ManifestWriter.start(lines.append, header)
-    # The header holds the pre-event time the clip has; this records what was configured.
-    pre_event = {
-        "configured_ns": round(config.pre_event_s * 1e9),
-        "actual_ns": start.pre_event_ns,
-        "audio": config.pre_event_audio,
-    }
-    manifest.add_event(
-        EventRecord(
-            "pre_event", header.info.start_wall_ns, start.first_frame_monotonic_ns, pre_event
-        )
-    )
-    return b"".join(lines)

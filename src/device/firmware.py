@@ -7,11 +7,10 @@ So the firmware is deterministic under a virtual clock and a test drives it fram
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -24,7 +23,6 @@ from device.events import (
     Action,
     AddMarker,
     Audit,
-    BatteryInput,
     Feedback,
     Input,
     NoteEvent,
@@ -35,11 +33,12 @@ from device.events import (
     StartClip,
     State,
     StopClip,
-    StorageInput,
     WriterFaultInput,
 )
 from device.feedback import OfficerFeedback
-from device.gestures import Button, GestureDetector
+from device.gestures import GestureDetector
+from device.input_queue import InputQueue
+from device.levels import LevelMonitor
 from device.media import AudioEncoder
 from device.recorder import DeviceKeys, Recorder, StartRequest
 from device.recovery import RecoveryReport, recover_clips
@@ -57,7 +56,6 @@ log = structlog.get_logger(__name__)
 CLIPS_ROOT = "clips"
 AUDIT_LOG = "audit/device.jsonl"
 SECOND = 1_000_000_000
-BATTERY_EVERY_NS = 10 * SECOND
 GNSS_EVERY_NS = 10 * SECOND
 #: states in which a clip may be open: recording, and buffering during a post-event tail
 _MAY_RECORD = (State.RECORDING, State.BUFFERING)
@@ -82,13 +80,6 @@ class DockListener(Protocol):
     def describe(self) -> dict[str, object]: ...
 
 
-@dataclass(frozen=True)
-class _Edge:
-    button: Button
-    pressed: bool
-    at_ns: int
-
-
 class Firmware:
     def __init__(
         self, config: DeviceConfig, ports: DevicePorts, keys: DeviceKeys,
@@ -100,7 +91,8 @@ class Firmware:
         self.ports = ports
         self._keys = keys
         self.controller = Controller()
-        self._gestures = GestureDetector.from_config(config)
+        self._inputs = InputQueue(GestureDetector.from_config(config))
+        self._levels = LevelMonitor(config, ports.storage, ports.battery)
         # An input lands between frames and is handled at the next one, when the newest buffered
         # frame may end up to one frame after it: buffer one frame more than the pre-event time.
         frame_s = float(1 / ports.camera.info.fps)
@@ -113,7 +105,6 @@ class Firmware:
         self.feedback = OfficerFeedback(
             ports.io, reminder_interval_s=config.reminder_interval_s, cues=config.feedback
         )
-        self._inputs: queue.SimpleQueue[Input | _Edge] = queue.SimpleQueue()
         self._pending: deque[Input] = deque()  # inputs raised by actions, handled after them
         self._handling = False
         self._audio = (
@@ -126,12 +117,9 @@ class Firmware:
         self.recorder: Recorder | None = None
         self.ble: BleLink | None = None  #: triggers and the peer beacon, when the camera has BLE
         self.dock_listener: DockListener | None = None  #: the offload API, served while docked
-        self.battery_reading: BatteryReading | None = None  #: the latest, for the dock's status
         self.sealed: list[str] = []  #: clip ids sealed since boot, oldest first
         self.audit: DeviceAuditLog | None = audit
         self.time_sync_offset_ns = 0
-        self._levels: dict[str, str] = {"battery": "ok", "storage": "ok"}
-        self._next_battery_ns = 0
         self._next_gnss_ns = 0
         self.running = False
         self.stopped = threading.Event()
@@ -149,10 +137,7 @@ class Firmware:
             p.microphone.open()
         if p.gnss is not None:
             p.gnss.open()
-        p.io.record_button.on_change(lambda down, at: self._inputs.put(_Edge("record", down, at)))
-        p.io.function_button.on_change(
-            lambda down, at: self._inputs.put(_Edge("function", down, at))
-        )
+        self._inputs.listen(p.io)
         self.running = True
         if self.ble is not None:
             self.ble.start()
@@ -162,6 +147,11 @@ class Firmware:
     def attach_ble(self, link: BleLink) -> None:
         """Hear triggers and announce recordings to peers (before :meth:`boot`)."""
         self.ble = link
+
+    @property
+    def battery_reading(self) -> BatteryReading | None:
+        """The latest battery reading, for the dock's status."""
+        return self._levels.battery_reading
 
     def submit(self, event: Input) -> None:
         """Queue an input from any thread; it takes effect at the next frame."""
@@ -186,8 +176,7 @@ class Firmware:
         for part in (self.ports.camera, self.ports.microphone, self.ports.gnss):
             if part is not None:
                 part.close()
-        self.ports.io.record_button.on_change(None)
-        self.ports.io.function_button.on_change(None)
+        self._inputs.stop_listening(self.ports.io)
         if self.audit is not None:
             try:
                 self.audit.close()
@@ -215,18 +204,8 @@ class Firmware:
         self.feedback.tick(now)
 
     def _take_inputs(self, now: int) -> None:
-        while True:
-            try:
-                item = self._inputs.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, _Edge):
-                for gesture in self._gestures.edge(item.button, item.pressed, item.at_ns):
-                    self._handle(gesture)
-            else:
-                self._handle(item)
-        for gesture in self._gestures.tick(now):
-            self._handle(gesture)
+        for event in self._inputs.take(now):
+            self._handle(event)
 
     def _take_audio(self, now: int) -> None:
         mic, encoder = self.ports.microphone, self._audio
@@ -245,34 +224,13 @@ class Firmware:
     # -- monitors -------------------------------------------------------------------------------
 
     def _monitor(self, now: int) -> None:
-        free = self.ports.storage.free_bytes()
-        storage: Literal["ok", "low", "full"] = (
-            "full" if free < self.config.storage_reserve_bytes
-            else "low" if free < self.config.storage_low_bytes
-            else "ok"
-        )  # fmt: skip
-        if self._changed("storage", storage):
-            self._handle(StorageInput(storage, free, now))
-        if now >= self._next_battery_ns:
-            self._next_battery_ns = now + BATTERY_EVERY_NS
-            reading = self.battery_reading = self.ports.battery.read()
-            battery: Literal["ok", "low", "critical"] = (
-                "critical" if reading.percent <= self.config.battery_critical_percent
-                else "low" if reading.percent <= self.config.battery_low_percent
-                else "ok"
-            )  # fmt: skip
-            if self._changed("battery", battery):
-                self._handle(BatteryInput(battery, reading.percent, now))
+        for event in self._levels.poll(now):
+            self._handle(event)
         if self.recorder is not None and self.ports.gnss is not None and now >= self._next_gnss_ns:
             self._next_gnss_ns = now + GNSS_EVERY_NS
             fix = self.ports.gnss.fix()
             if fix is not None:
                 self._guard(lambda r: r.writer.add_gnss_fix(fix, monotonic_ns=now), now)
-
-    def _changed(self, what: str, level: str) -> bool:
-        changed = self._levels[what] != level
-        self._levels[what] = level
-        return changed
 
     # -- actions --------------------------------------------------------------------------------
 
@@ -386,8 +344,7 @@ class Firmware:
     def _writer_failed(self, exc: ClipWriteError, now: int) -> None:
         log.error("clip write failed", error=str(exc))
         if isinstance(exc, StorageFullError):
-            self._levels["storage"] = "full"
-            self._handle(StorageInput("full", self.ports.storage.free_bytes(), now))
+            self._handle(self._levels.storage_full(now))
         else:
             self._handle(WriterFaultInput(str(exc), now))
 

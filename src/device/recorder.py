@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
 
 from custody.manifest import SealRecord
-from device.clip_writer import ClipStart, ClipWriter
+from device.clip_head import ClipStart
+from device.clip_writer import ClipWriter
 from device.config import DeviceConfig
 from device.media import AudioFormat, EncodedAudio
 from device.ring import RingSnapshot

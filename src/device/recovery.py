@@ -39,7 +39,8 @@ from custody.manifest import (
 )
 from custody.manifest_writer import ManifestWriter, intact_prefix
 from device.audit_log import DeviceAuditLog
-from device.clip_writer import STAGING_SUFFIX, is_temp_name, join, write_all
+from device.clip_writer import STAGING_SUFFIX
+from device.durable import is_temp_name, join, write_all
 from device.errors import RecoveryError
 from hw.ports.storage import Storage, write_durable
 

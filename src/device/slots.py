@@ -31,7 +31,7 @@ from custody.firmware_bundle import (
 from custody.keys import load_verify_key
 from custody.release import check_release_signature
 from custody.report import Report
-from device.clip_writer import ensure_durable_folder
+from device.durable import ensure_durable_folder
 from device.errors import BundleRefused, FirmwareUpdateError
 from hw.ports.storage import Storage, write_durable
 

@@ -48,7 +48,7 @@ from custody.canonical import canonical_bytes, parse_json
 from custody.errors import CustodyError, TriggerError
 from custody.trigger import EventType, TriggerEvent
 from custody.trigger_registry import TriggerRegistry, TriggerSource
-from device.clip_writer import ensure_durable_folder, parent_of
+from device.durable import ensure_durable_folder, parent_of
 from device.errors import FirmwareError
 from device.events import TriggerInput
 from hw.errors import HwError

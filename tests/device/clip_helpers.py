@@ -13,7 +13,8 @@ from custody.clip import MANIFEST_NAME, FolderSegments, decrypt_segments
 from custody.manifest import Manifest, parse_manifest
 from custody.report import Report
 from custody.verify import verify_clip_folder
-from device.clip_writer import ClipStart, ClipWriter
+from device.clip_head import ClipStart
+from device.clip_writer import ClipWriter
 from device.config import DeviceConfig
 from hw.ports.storage import Storage, StorageFile
 from hw.sim.clock import SimClock

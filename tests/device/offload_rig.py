@@ -24,8 +24,8 @@ from custody.clip import MANIFEST_NAME, seal_clip, segment_name
 from custody.keys import key_id, public_pem
 from custody.manifest import ClipInfo
 from custody.receipt import Receipt, issue_receipt
-from device.clip_writer import ensure_durable_folder
 from device.config import DeviceConfig
+from device.durable import ensure_durable_folder
 from device.events import DockInput
 from device.firmware import AUDIT_LOG, CLIPS_ROOT
 from device.offload import OffloadServer, attach_offload, session_message

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 
-from bwc.commands.device import Rig, attach_radio, with_provisioned
+from bwc.commands.device_rig import Rig, attach_radio, with_provisioned
 from bwc.config import Config
 from custody.profile import Profile, sign_profile
 from device.audit_log import DeviceAuditLog

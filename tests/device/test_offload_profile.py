@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rich.console import Console
 
-from bwc.commands.device import with_provisioned
+from bwc.commands.device_rig import with_provisioned
 from bwc.config import Config
 from custody.keys import key_id, public_pem
 from custody.profile import Profile, sign_profile

@@ -10,7 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from bwc.commands.device import development_registry
+from bwc.commands.device_rig import development_registry
 from custody.canonical import canonical_bytes
 from custody.keys import key_id, private_pem, public_pem
 from custody.trigger_registry import TriggerRegistry

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from custody.audit import verify_audit
 from custody.clip import MANIFEST_NAME
 from device.audit_log import DeviceAuditLog
-from device.clip_writer import ClipWriter, staging_name, write_all
+from device.clip_writer import ClipWriter, staging_name
 from device.config import DeviceConfig
+from device.durable import write_all
 from device.errors import RecoveryError
 from device.recovery import RecoveryReport, recover_clips
 from hw.errors import PowerLost

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from custody.clip import MANIFEST_NAME, seal_clip, segment_name
 from custody.keys import key_id, private_pem, public_pem, write_atomic
 from custody.manifest import ClipInfo
-from device.clip_writer import ensure_durable_folder
 from device.control import send
+from device.durable import ensure_durable_folder
 from device.firmware import AUDIT_LOG, CLIPS_ROOT
 from hw.ports.storage import write_durable
 from hw.real.storage import FileStorage

@@ -25,8 +25,8 @@ from custody.clip import MANIFEST_NAME, seal_clip, segment_name
 from custody.keys import private_pem, public_pem, write_atomic
 from custody.manifest import ClipInfo
 from custody.receipt import verify_receipt
-from device.clip_writer import ensure_durable_folder
 from device.config import DeviceConfig
+from device.durable import ensure_durable_folder
 from device.events import DockInput
 from device.firmware import AUDIT_LOG, CLIPS_ROOT
 from device.offload import OffloadServer, attach_offload

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bwc.commands.device import open_rig
+from bwc.commands.device_rig import open_rig
 from bwc.demo.errors import ShiftError
 from bwc.demo.site import REGISTRY_NAME, CameraFolder
 from custody.keys import load_agency_public_key, load_signing_key

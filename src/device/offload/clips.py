@@ -17,7 +17,7 @@ from custody.canonical import sha256_hex
 from custody.clip import MANIFEST_NAME, segment_name
 from custody.errors import FormatError
 from custody.manifest import MAX_MANIFEST_BYTES, Manifest, parse_manifest
-from device.clip_writer import join
+from device.durable import join
 from device.errors import OffloadBadRequest, OffloadNotFound
 from hw.ports.storage import Storage
 

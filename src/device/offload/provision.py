@@ -27,7 +27,7 @@ from custody.keys import PublicKey, key_id, load_public_key, public_pem, write_a
 from custody.schema import require_fields
 from custody.trigger_registry import MAX_FILE_BYTES, TriggerRegistry, TriggerRegistryError
 from device.audit_log import DeviceAuditLog
-from device.clip_writer import ensure_durable_folder, parent_of
+from device.durable import ensure_durable_folder, parent_of
 from device.errors import OffloadBadRequest, OffloadConflict, OffloadRejected
 from device.offload.session import DOCKS_FOLDER
 from device.profile import PROFILE_FILE, check_profile, load_active_profile

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 import structlog
 
 from device.audit_log import DeviceAuditLog
-from device.clip_writer import ensure_durable_folder
+from device.durable import ensure_durable_folder
 from device.errors import (
     BundleRefused,
     OffloadBadRequest,
