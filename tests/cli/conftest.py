@@ -7,6 +7,16 @@ from pathlib import Path
 import pytest
 
 from bwc.cli import main
+from tests.dock import conftest as dock_fixtures
+
+# the dock tests' fixtures, for the commands that talk to a running dock: a live evidence store,
+# the dock's key, docked sim cameras and a dock configured for them
+store = dock_fixtures.store
+store_sock = dock_fixtures.store_sock
+live_store = dock_fixtures.live_store
+dock_key = dock_fixtures.dock_key
+make_fleet = dock_fixtures.make_fleet
+make_dock_cfg = dock_fixtures.make_dock_cfg
 
 
 @dataclass(frozen=True)

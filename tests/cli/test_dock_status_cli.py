@@ -19,48 +19,34 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rich.console import Console
 
 from bwc.commands.dock_armorer import bay_table
 from tests.cli.conftest import Run
 from tests.cli.test_config_errors import single_error_line
-from tests.dock import conftest as dock_fixtures
-from tests.dock.conftest import Server, Store, reserve_port, url_of
-from tests.dock.fleet import FleetCamera, dock_config, dock_toml, docked_fleet, install_dock
+from tests.dock.conftest import DockCfgFactory, FleetFactory, Server, reserve_port, url_of
+from tests.dock.fleet import FleetCamera, dock_toml
 from tests.dock.ui_rig import RunningDock, bus_with, camera_status, running_dock, wait_done
 
 #: the ``bwc`` fixture comes after the running dock in each test's arguments, so that the output
 #: it captures starts after the dock's set-up has logged
 Bwc = Callable[..., Run]
 
-# the dock tests' fixtures: a live evidence store and the dock's key
-store = dock_fixtures.store
-store_sock = dock_fixtures.store_sock
-live_store = dock_fixtures.live_store
-dock_key = dock_fixtures.dock_key
-
 
 @pytest.fixture
-def camera(
-    tmp_path: Path, agency_key: X25519PrivateKey, dock_key: Ed25519PrivateKey, store: Store
-) -> Iterator[FleetCamera]:
-    with docked_fleet(
-        tmp_path, 1, clips=1, agency_key=agency_key, dock_key=dock_key, store_public=store.public
-    ) as cameras:
-        yield cameras[0]
+def camera(make_fleet: FleetFactory) -> FleetCamera:
+    (camera,) = make_fleet(1, clips=1)
+    return camera
 
 
 @pytest.fixture
 def dock(
-    tmp_path: Path,
+    make_dock_cfg: DockCfgFactory,
     live_store: Server,
-    store: Store,
     camera: FleetCamera,
     dock_key: Ed25519PrivateKey,
 ) -> Iterator[RunningDock]:
-    cfg = dock_config(tmp_path / "dock", live_store.url, [camera])
-    install_dock(cfg, dock_key, store, [camera])
+    cfg = make_dock_cfg(live_store.url, [camera])
     with running_dock(cfg, dock_key, bus_with([camera])) as running:
         wait_done(running, camera.serial)
         yield running

@@ -16,16 +16,14 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from rich.console import Console
 
 from bwc.commands.dock_armorer import bay_table
 from tests.cli.conftest import Run
 from tests.cli.test_config_errors import single_error_line
 from tests.device.slot_helpers import make_bundle
-from tests.dock import conftest as dock_fixtures
-from tests.dock.conftest import Server, Store, url_of
-from tests.dock.fleet import dock_config, dock_toml, docked_fleet, install_dock
+from tests.dock.conftest import DockCfgFactory, FleetFactory, Server, Store, url_of
+from tests.dock.fleet import dock_toml
 from tests.dock.staging_rig import (
     install_release_key,
     signed_profile,
@@ -35,12 +33,6 @@ from tests.dock.staging_rig import (
 from tests.dock.ui_rig import RunningDock, bus_with, running_dock, wait_done
 
 Bwc = Callable[..., Run]
-
-# the dock tests' fixtures: the store (called only where a camera docks) and the dock's key
-store = dock_fixtures.store
-store_sock = dock_fixtures.store_sock
-live_store = dock_fixtures.live_store
-dock_key = dock_fixtures.dock_key
 
 
 @pytest.fixture
@@ -178,21 +170,17 @@ def test_firmware_list_shows_what_is_staged(
 
 
 def test_status_printed_to_a_pipe_shows_the_firmware_on_the_cameras_line(
-    tmp_path: Path,
+    make_fleet: FleetFactory,
+    make_dock_cfg: DockCfgFactory,
     live_store: Server,
-    store: Store,
-    agency_key: X25519PrivateKey,
     dock_key: Ed25519PrivateKey,
     bwc: Bwc,
 ) -> None:
-    with docked_fleet(
-        tmp_path, 1, clips=1, agency_key=agency_key, dock_key=dock_key, store_public=store.public
-    ) as (camera,):
-        cfg = dock_config(tmp_path / "dock", live_store.url, [camera])
-        install_dock(cfg, dock_key, store, [camera])
-        with running_dock(cfg, dock_key, bus_with([camera])) as dock:
-            bay = wait_done(dock, camera.serial)
-            run = bwc("dock", "status", "--url", dock.url)
+    (camera,) = make_fleet(1, clips=1)
+    cfg = make_dock_cfg(live_store.url, [camera])
+    with running_dock(cfg, dock_key, bus_with([camera])) as dock:
+        bay = wait_done(dock, camera.serial)
+        run = bwc("dock", "status", "--url", dock.url)
     assert run.code == 0, run.err
     # the dock's own log lines go to the same captured stdout: the table's rows start with │
     rows = [line for line in run.out.splitlines() if line.startswith("│")]

@@ -2,6 +2,9 @@
 
 Both peers are real HTTP servers on loopback ports (uvicorn in a thread); the dock talks to them
 with its own clients. Time is a virtual SimClock, so backoff never waits.
+
+A module that docks real sim cameras (tests/dock/fleet.py) says how many in a ``fleet`` fixture
+of its own, through ``make_fleet``; ``cfg`` is then the dock configured for that fleet.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 import uvicorn
@@ -34,6 +38,7 @@ from evidence.ingest import IngestService
 from evidence.store import bootstrap, load_tokens, open_service
 from hw.sim.clock import SimClock
 from tests.dock.camera_server import TestCamera
+from tests.dock.fleet import SEGMENT_SIZES, FleetCamera, dock_config, docked_fleet, install_dock
 from tests.evidence.s3_server import SeaweedS3, start_seaweedfs
 
 DEVICE_ID = "cam-0042"
@@ -241,3 +246,52 @@ def s3_bucket(seaweedfs: SeaweedS3) -> str:
 def ingest_key() -> Ed25519PrivateKey:
     """The dock's receipt key for S3 mode (custody role store)."""
     return Ed25519PrivateKey.generate()
+
+
+class FleetFactory(Protocol):
+    def __call__(
+        self, count: int, *, clips: int, segment_sizes: tuple[int, ...] = SEGMENT_SIZES
+    ) -> list[FleetCamera]: ...
+
+
+@pytest.fixture
+def make_fleet(
+    tmp_path: Path, agency_key: X25519PrivateKey, dock_key: Ed25519PrivateKey, store: Store
+) -> Iterator[FleetFactory]:
+    """Docks ``count`` sim cameras with ``clips`` sealed clips each (once a test); closed after."""
+    with ExitStack() as stack:
+
+        def make(
+            count: int, *, clips: int, segment_sizes: tuple[int, ...] = SEGMENT_SIZES
+        ) -> list[FleetCamera]:
+            fleet = docked_fleet(
+                tmp_path, count, clips=clips, agency_key=agency_key, dock_key=dock_key,
+                store_public=store.public, segment_sizes=segment_sizes,
+            )  # fmt: skip
+            return stack.enter_context(fleet)
+
+        yield make
+
+
+class DockCfgFactory(Protocol):
+    def __call__(
+        self, store_url: str, cameras: list[FleetCamera], **settings: Any
+    ) -> DockConfig: ...
+
+
+@pytest.fixture
+def make_dock_cfg(tmp_path: Path, dock_key: Ed25519PrivateKey, store: Store) -> DockCfgFactory:
+    """A dock configured for ``cameras`` and the store at ``store_url``, its files installed."""
+
+    def make(store_url: str, cameras: list[FleetCamera], **settings: Any) -> DockConfig:
+        cfg = dock_config(tmp_path / "dock", store_url, cameras, **settings)
+        install_dock(cfg, dock_key, store, cameras)
+        return cfg
+
+    return make
+
+
+@pytest.fixture
+def cfg(make_dock_cfg: DockCfgFactory, live_store: Server, fleet: list[FleetCamera]) -> DockConfig:
+    """The dock configured for the module's ``fleet`` and the live store."""
+    return make_dock_cfg(live_store.url, fleet)

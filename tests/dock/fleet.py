@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -35,10 +35,23 @@ from hw.ports.storage import write_durable
 from hw.sim.clock import SimClock
 from tests.device.firmware_rig import Camera, build_camera
 from tests.device.offload_rig import PREFIX, open_session
-from tests.dock.conftest import Store
+
+if TYPE_CHECKING:  # tests/dock/conftest.py imports this module for its fleet fixtures
+    from tests.dock.conftest import Store
 
 WAIT_S = 10.0
 FAST_RETRY = RetryPolicy(base_s=0.02, cap_s=0.2, attempts=5)
+SEGMENT_SIZES = (1500, 2500, 700)  #: bytes of each clip's segments, unless a test asks others
+
+
+class Enrolled(Protocol):
+    """A camera as enrolment sees it (a FleetCamera, or a camera process of its own)."""
+
+    @property
+    def device_id(self) -> str: ...
+
+    @property
+    def device_key(self) -> Ed25519PrivateKey: ...
 
 
 @dataclass
@@ -103,7 +116,7 @@ def build_fleet_camera(
     dock_key: Ed25519PrivateKey,
     store_public: Ed25519PublicKey,
     clips: int,
-    segment_sizes: tuple[int, ...] = (1500, 2500, 700),
+    segment_sizes: tuple[int, ...] = SEGMENT_SIZES,
 ) -> FleetCamera:
     """Camera ``number`` with ``clips`` sealed clips, docked and serving; trusts ``dock_key``."""
     serial, device_id = f"BWC1-{number:06d}", f"cam-{number:04d}"
@@ -150,6 +163,7 @@ def docked_fleet(
     agency_key: X25519PrivateKey,
     dock_key: Ed25519PrivateKey,
     store_public: Ed25519PublicKey,
+    segment_sizes: tuple[int, ...] = SEGMENT_SIZES,
 ) -> Iterator[list[FleetCamera]]:
     """``count`` cameras numbered from 1, each with ``clips`` sealed clips, docked and serving."""
     cameras: list[FleetCamera] = []
@@ -157,7 +171,7 @@ def docked_fleet(
         for number in range(1, count + 1):
             camera = build_fleet_camera(
                 root / f"camera-{number}", number, agency_key=agency_key, dock_key=dock_key,
-                store_public=store_public, clips=clips,
+                store_public=store_public, clips=clips, segment_sizes=segment_sizes,
             )  # fmt: skip
             cameras.append(camera)
         yield cameras
@@ -183,7 +197,7 @@ def dock_config(
 
 
 def install_dock(
-    cfg: DockConfig, dock_key: Ed25519PrivateKey, store: Store, cameras: list[FleetCamera]
+    cfg: DockConfig, dock_key: Ed25519PrivateKey, store: Store, cameras: Sequence[Enrolled]
 ) -> None:
     """The dock's key, the store's key and token, and every camera enrolled, at both ends."""
     (cfg.data_dir / "keys").mkdir(parents=True)

@@ -31,20 +31,12 @@ from typing import IO
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from custody.audit import verify_audit
 from dock.config import DockConfig
 from dock.ledger import ClipState, Ledger
-from tests.dock.conftest import Server, Store
-from tests.dock.fleet import (
-    FleetCamera,
-    check_stored_once,
-    dock_config,
-    dock_toml,
-    docked_fleet,
-    install_dock,
-)
+from tests.dock.conftest import FleetFactory, Server, Store
+from tests.dock.fleet import FleetCamera, check_stored_once, dock_toml
 
 ROUNDS = 50
 CAMERAS = 3
@@ -121,27 +113,8 @@ class DockProcess:
 
 
 @pytest.fixture
-def fleet(
-    tmp_path: Path, agency_key: X25519PrivateKey, dock_key: Ed25519PrivateKey, store: Store
-) -> Iterator[list[FleetCamera]]:
-    with docked_fleet(
-        tmp_path, CAMERAS, clips=CLIPS, agency_key=agency_key, dock_key=dock_key,
-        store_public=store.public,
-    ) as cameras:  # fmt: skip
-        yield cameras
-
-
-@pytest.fixture
-def cfg(
-    tmp_path: Path,
-    live_store: Server,
-    store: Store,
-    fleet: list[FleetCamera],
-    dock_key: Ed25519PrivateKey,
-) -> DockConfig:
-    cfg = dock_config(tmp_path / "dock", live_store.url, fleet)
-    install_dock(cfg, dock_key, store, fleet)
-    return cfg
+def fleet(make_fleet: FleetFactory) -> list[FleetCamera]:
+    return make_fleet(CAMERAS, clips=CLIPS)
 
 
 @pytest.fixture

@@ -8,12 +8,9 @@ DockAgent with its bay monitor, one worker thread per bay, and the dock's HTTP c
 from __future__ import annotations
 
 import queue
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from dock.agent import Dock
 from dock.bay_worker import BayReport, Outcome
@@ -21,17 +18,10 @@ from dock.config import DockConfig
 from dock.ledger import ClipRow, ClipState
 from dock.links import StaticLinkResolver
 from dock.runner import DockAgent
-from hw.ports.usb import SimUsbCamera, UsbConfig
 from hw.sim.clock import SimClock
-from hw.sim.usb import SimUsbBus
-from tests.dock.conftest import Server, Store
-from tests.dock.fleet import (
-    FleetCamera,
-    check_stored_once,
-    dock_config,
-    docked_fleet,
-    install_dock,
-)
+from tests.dock.conftest import FleetFactory, Server, Store
+from tests.dock.fleet import FleetCamera, check_stored_once
+from tests.dock.ui_rig import bus_with
 
 CAMERAS = 3
 CLIPS = 4
@@ -39,33 +29,8 @@ WAIT_S = 30.0
 
 
 @pytest.fixture
-def fleet(
-    tmp_path: Path, agency_key: X25519PrivateKey, dock_key: Ed25519PrivateKey, store: Store
-) -> Iterator[list[FleetCamera]]:
-    with docked_fleet(
-        tmp_path, CAMERAS, clips=CLIPS, agency_key=agency_key, dock_key=dock_key,
-        store_public=store.public,
-    ) as cameras:  # fmt: skip
-        yield cameras
-
-
-@pytest.fixture
-def cfg(
-    tmp_path: Path,
-    live_store: Server,
-    store: Store,
-    fleet: list[FleetCamera],
-    dock_key: Ed25519PrivateKey,
-) -> DockConfig:
-    cfg = dock_config(tmp_path / "dock", live_store.url, fleet)
-    install_dock(cfg, dock_key, store, fleet)
-    return cfg
-
-
-def docked_bus(fleet: list[FleetCamera]) -> SimUsbBus:
-    """All cameras in their bays before the dock starts, as after a shift."""
-    cameras = tuple(SimUsbCamera(serial=c.serial, port_path=(n,)) for n, c in enumerate(fleet, 1))
-    return SimUsbBus(UsbConfig(cameras=cameras))
+def fleet(make_fleet: FleetFactory) -> list[FleetCamera]:
+    return make_fleet(CAMERAS, clips=CLIPS)
 
 
 def reports_of(inbox: queue.Queue[BayReport], count: int) -> list[BayReport]:
@@ -89,7 +54,7 @@ def test_three_cameras_docked_at_once_end_up_stored_receipted_and_empty(
     changes: list[ClipRow] = []
     dock = Dock(cfg, clock, on_change=changes.append)
     inbox: queue.Queue[BayReport] = queue.Queue()
-    agent = DockAgent(dock, docked_bus(fleet), StaticLinkResolver(cfg.links), clock,
+    agent = DockAgent(dock, bus_with(fleet), StaticLinkResolver(cfg.links), clock,
                       on_bay_done=inbox.put)  # fmt: skip
     agent.start()
     try:

@@ -26,42 +26,21 @@ from dock.runner import DockAgent
 from hw.ports.usb import UsbConfig
 from hw.sim.clock import SimClock
 from hw.sim.usb import SimUsbBus
-from tests.dock.conftest import Server, Store, seal
-from tests.dock.fleet import (
-    FleetCamera,
-    check_stored_once,
-    dock_config,
-    docked_fleet,
-    install_dock,
-    stored_clips,
-)
+from tests.dock.conftest import FleetFactory, Server, Store, seal
+from tests.dock.fleet import FleetCamera, check_stored_once, stored_clips
 
 CLIPS = 3
 WAIT_S = 30.0
 
 
 @pytest.fixture
-def camera(
-    tmp_path: Path, agency_key: X25519PrivateKey, dock_key: Ed25519PrivateKey, store: Store
-) -> Iterator[FleetCamera]:
-    with docked_fleet(
-        tmp_path, 1, clips=CLIPS, agency_key=agency_key, dock_key=dock_key,
-        store_public=store.public,
-    ) as cameras:  # fmt: skip
-        yield cameras[0]
+def fleet(make_fleet: FleetFactory) -> list[FleetCamera]:
+    return make_fleet(1, clips=CLIPS)
 
 
 @pytest.fixture
-def cfg(
-    tmp_path: Path,
-    live_store: Server,
-    store: Store,
-    camera: FleetCamera,
-    dock_key: Ed25519PrivateKey,
-) -> DockConfig:
-    cfg = dock_config(tmp_path / "dock", live_store.url, [camera])
-    install_dock(cfg, dock_key, store, [camera])
-    return cfg
+def camera(fleet: list[FleetCamera]) -> FleetCamera:
+    return fleet[0]
 
 
 @pytest.fixture

@@ -9,19 +9,17 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from custody.audit import verify_audit
 from custody.clip import segment_name
 from device.firmware import CLIPS_ROOT
 from dock.config import DockConfig, RetryPolicy
-from tests.dock.conftest import Server, Store, serving, store_app, url_of
-from tests.dock.fleet import FleetCamera, dock_config, docked_fleet, install_dock
+from tests.dock.conftest import DockCfgFactory, FleetFactory, Store, serving, store_app, url_of
+from tests.dock.fleet import FleetCamera
 from tests.dock.ui_rig import (
     RunningDock,
     bus_with,
@@ -34,38 +32,13 @@ CLIPS = 2
 
 
 @pytest.fixture
-def fleet(
-    tmp_path: Path, agency_key: X25519PrivateKey, dock_key: Ed25519PrivateKey, store: Store
-) -> Iterator[list[FleetCamera]]:
-    with docked_fleet(
-        tmp_path, 1, clips=CLIPS, agency_key=agency_key, dock_key=dock_key,
-        store_public=store.public,
-    ) as cameras:  # fmt: skip
-        yield cameras
+def fleet(make_fleet: FleetFactory) -> list[FleetCamera]:
+    return make_fleet(1, clips=CLIPS)
 
 
 @pytest.fixture
 def camera(fleet: list[FleetCamera]) -> FleetCamera:
     return fleet[0]
-
-
-def configured(
-    tmp_path: Path, url: str, fleet: list[FleetCamera], key: Ed25519PrivateKey, store: Store
-) -> DockConfig:
-    cfg = dock_config(tmp_path / "dock", url, fleet)
-    install_dock(cfg, key, store, fleet)
-    return cfg
-
-
-@pytest.fixture
-def cfg(
-    tmp_path: Path,
-    live_store: Server,
-    store: Store,
-    fleet: list[FleetCamera],
-    dock_key: Ed25519PrivateKey,
-) -> DockConfig:
-    return configured(tmp_path, live_store.url, fleet, dock_key, store)
 
 
 @pytest.fixture
@@ -201,14 +174,14 @@ def test_assigning_an_unenrolled_serial_or_a_bad_officer_id_is_a_4xx_json_error(
 
 
 def test_retry_ends_a_bays_backoff_wait_at_once(
-    tmp_path: Path,
+    make_dock_cfg: DockCfgFactory,
     store: Store,
     store_sock: socket.socket,
     fleet: list[FleetCamera],
     camera: FleetCamera,
     dock_key: Ed25519PrivateKey,
 ) -> None:
-    cfg = configured(tmp_path, url_of(store_sock), fleet, dock_key, store)
+    cfg = make_dock_cfg(url_of(store_sock), fleet)  # the store is not listening yet
     # one try per step, then backoff waits of up to minutes: only a retry ends them early
     cfg = cfg.model_copy(update={"retry": RetryPolicy(base_s=60, cap_s=3600, attempts=1)})
     with running_dock(cfg, dock_key, bus_with(fleet)) as dock:

@@ -17,10 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from custody.keys import key_id, private_pem, public_pem, write_atomic
 from dock.config import DockConfig
-from hw.ports.usb import SimUsbCamera, UsbConfig
-from hw.sim.usb import SimUsbBus
 from tests.cli import conftest as cli_fixtures
 from tests.cli.conftest import Run
 from tests.device.slot_helpers import make_bundle
@@ -31,8 +28,9 @@ from tests.dock.camera_processes import (
     running_cameras,
 )
 from tests.dock.conftest import Server, Store
-from tests.dock.fleet import FAST_RETRY, dock_toml
-from tests.dock.ui_rig import RunningDock, running_dock, wait_done
+from tests.dock.fleet import FAST_RETRY, dock_toml, install_dock
+from tests.dock.staging_rig import install_release_key
+from tests.dock.ui_rig import RunningDock, bus_with, running_dock, wait_done
 
 Bwc = Callable[..., Run]
 NEW_VERSION = "1.1.0"
@@ -79,32 +77,10 @@ def dock(
         ui_port=0, cameras={c.serial: c.device_id for c in cameras},
         links={c.serial: c.url for c in cameras},
     )  # fmt: skip
-    install(cfg, dock_key, store, cameras, release_key)
-    plugged = tuple(SimUsbCamera(serial=c.serial, port_path=(n,)) for n, c in enumerate(cameras, 1))
-    with running_dock(cfg, dock_key, SimUsbBus(UsbConfig(cameras=plugged))) as running:
+    install_dock(cfg, dock_key, store, cameras)
+    install_release_key(cfg, release_key)
+    with running_dock(cfg, dock_key, bus_with(cameras)) as running:
         yield running
-
-
-def install(
-    cfg: DockConfig,
-    dock_key: Ed25519PrivateKey,
-    store: Store,
-    cameras: list[CameraProcess],
-    release_key: Ed25519PrivateKey,
-) -> None:
-    """The dock's keys and token, the agency's release key, every camera enrolled at both ends."""
-    (cfg.data_dir / "keys").mkdir(parents=True)
-    cfg.devices_path.mkdir()
-    write_atomic(cfg.dock_key_path, private_pem(dock_key), mode=0o600)
-    write_atomic(cfg.store_key_path, public_pem(store.public), mode=0o644)
-    write_atomic(cfg.store_token_path, store.dock_token.encode() + b"\n", mode=0o600)
-    release = public_pem(release_key.public_key())
-    write_atomic(cfg.release_keys_dir / f"release-{key_id(release_key.public_key())[:16]}.pub.pem",
-                 release, mode=0o644)  # fmt: skip
-    for camera in cameras:
-        key = public_pem(camera.device_key.public_key())
-        write_atomic(cfg.devices_path / f"{camera.device_id}.pub.pem", key, mode=0o644)
-        write_atomic(store.cfg.devices_path / f"{camera.device_id}.pub.pem", key, mode=0o644)
 
 
 def updated(bay: dict[str, Any]) -> bool:

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect
 
 from custody.clip import segment_name
@@ -23,8 +22,8 @@ from device.firmware import CLIPS_ROOT
 from dock.config import DockConfig
 from hw.sim.usb import SimUsbBus
 from tests.dock.browser import headless_chromium
-from tests.dock.conftest import Server, Store
-from tests.dock.fleet import FleetCamera, build_fleet_camera, dock_config, install_dock
+from tests.dock.conftest import DockCfgFactory, FleetFactory, Server
+from tests.dock.fleet import SEGMENT_SIZES, FleetCamera
 from tests.dock.ui_rig import RunningDock, bus_with, camera_status, running_dock
 
 pytestmark = pytest.mark.browser
@@ -62,38 +61,21 @@ Pace = tuple[tuple[int, ...], int]
 @pytest.fixture
 def pace() -> Pace:
     """Segment sizes of each clip, and the dock's upload cap (0: none); :data:`SLOW` slows it."""
-    return (1500, 2500, 700), 0
+    return SEGMENT_SIZES, 0
 
 
 @pytest.fixture
-def camera(
-    tmp_path: Path,
-    agency_key: X25519PrivateKey,
-    dock_key: Ed25519PrivateKey,
-    store: Store,
-    pace: Pace,
-) -> Iterator[FleetCamera]:
+def camera(make_fleet: FleetFactory, pace: Pace) -> FleetCamera:
     """One sim camera with a few clips, serving its offload API (not yet in a bay)."""
-    camera = build_fleet_camera(
-        tmp_path / "camera", 1, agency_key=agency_key, dock_key=dock_key,
-        store_public=store.public, clips=CLIPS, segment_sizes=pace[0],
-    )  # fmt: skip
-    yield camera
-    camera.close()
+    (camera,) = make_fleet(1, clips=CLIPS, segment_sizes=pace[0])
+    return camera
 
 
 @pytest.fixture
 def cfg(
-    tmp_path: Path,
-    live_store: Server,
-    store: Store,
-    camera: FleetCamera,
-    dock_key: Ed25519PrivateKey,
-    pace: Pace,
+    make_dock_cfg: DockCfgFactory, live_store: Server, camera: FleetCamera, pace: Pace
 ) -> DockConfig:
-    cfg = dock_config(tmp_path / "dock", live_store.url, [camera], upload_bytes_per_s=pace[1])
-    install_dock(cfg, dock_key, store, [camera])
-    return cfg
+    return make_dock_cfg(live_store.url, [camera], upload_bytes_per_s=pace[1])
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ armorer token file written on first run, and the app served by uvicorn.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -33,7 +33,14 @@ from tests.dock.fleet import FleetCamera
 WAIT_S = 30.0
 
 
-def bus_with(cameras: list[FleetCamera]) -> SimUsbBus:
+class Pluggable(Protocol):
+    """A camera as the USB bus sees it (a FleetCamera, or a camera process of its own)."""
+
+    @property
+    def serial(self) -> str: ...
+
+
+def bus_with(cameras: Sequence[Pluggable]) -> SimUsbBus:
     """Every camera in a bay of its own (bay "1-n"), before the dock starts."""
     plugged = tuple(SimUsbCamera(serial=c.serial, port_path=(n,)) for n, c in enumerate(cameras, 1))
     return SimUsbBus(UsbConfig(cameras=plugged))
