@@ -30,7 +30,7 @@ from dock.bays import BayEvent, BayState
 from dock.camera_answers import CameraStatus
 from dock.ledger import ClipRow, ClipState, Ledger
 from dock.progress import Transfer
-from dock.update_offer import UpdateView
+from dock.update_offer import UNDER_WAY, UpdateView
 
 #: failed attempts of one clip after which its bay needs the armorer's attention
 ATTENTION_AFTER = 3
@@ -202,6 +202,9 @@ class DockStatus:
 def _view(bay: _Bay, rows: list[ClipRow], update: UpdateView | None) -> dict[str, Any]:
     pending = [r for r in rows if not r.state.terminal]
     state, error = _state(bay, rows, pending)
+    under_way = update is not None and update.step in UNDER_WAY
+    if state in ("offloading", "done") and not pending and under_way:
+        state = "updating"  # the footage is off; the page says so, lest it be unplugged now
     transfer = bay.transfer
     return {
         "bay": bay.name,

@@ -37,6 +37,10 @@ class Step(StrEnum):
     FAILED = "failed"
 
 
+#: the steps of an update still under way: the bay shows "updating" meanwhile
+UNDER_WAY = frozenset({Step.SENDING, Step.INSTALLING, Step.REBOOTING, Step.CONFIRMING})
+
+
 @dataclass(frozen=True)
 class UpdateView:
     """The bay's ``update`` field: where the camera's current update is."""

@@ -228,6 +228,22 @@ def test_a_camera_on_trial_after_the_reboot_is_followed_until_it_reports_healthy
     ]
 
 
+def test_the_bay_shows_updating_while_the_camera_is_followed_then_done(
+    running: RunningDock, camera: TestCamera, bundle: Path
+) -> None:
+    trial = {"firmware": NEW, "firmware_state": "trial"}
+    camera.after_reboot = [trial] * 40 + [{"firmware_state": "healthy"}]
+    running.stage_firmware(bundle)
+    running.bus.plug(camera.serial, port_path=(1,))
+
+    seen = running.wait_bay(lambda b: b["state"] == "updating", "the bay shows updating")
+
+    assert seen["update"]["step"] in ("sending", "installing", "rebooting", "confirming")
+    assert seen["clips_pending"] == 0  # footage first
+    assert running.report().outcome is Outcome.DONE
+    assert running.bay()["state"] == "done"
+
+
 def test_a_camera_still_on_trial_after_update_confirm_s_fails_the_update(
     cfg: DockConfig, dock_key: Ed25519PrivateKey, bus: SimUsbBus, camera: TestCamera, bundle: Path
 ) -> None:

@@ -34,6 +34,7 @@ SHORT_ERROR = 40  # characters of an update's error in the table; --json has the
 _STATE_STYLE = {
     "done": "green",
     "offloading": "cyan",
+    "updating": "cyan",
     "identifying": "yellow",
     "needs_attention": "bold red",
     "left": "dim",

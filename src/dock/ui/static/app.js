@@ -10,6 +10,7 @@ const TOKEN_KEY = "bwc.dock.armorerToken";
 const STATES = {
   identifying: { text: "Identifying", icon: "…" },
   offloading: { text: "Offloading", icon: "⇅" },
+  updating: { text: "Updating", icon: "↻" },
   done: { text: "Done", icon: "✓" },
   needs_attention: { text: "Needs attention", icon: "!" },
   left: { text: "Left the dock", icon: "–" },
