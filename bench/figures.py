@@ -4,7 +4,8 @@ Every figure is measured in the same run as its peer, on the same bytes, and rep
 ``value / peer_value``. ``better`` says which way is good for *our* value, so a reader knows
 whether a ratio above 1.0 is a win or a loss. A peer that could not run (its tool is not
 installed) leaves ``peer_value`` and ``ratio`` null and says why in ``note``: the figure is still
-reported, never invented.
+reported, never invented. A figure whose own side could not run (the scaled evidence store
+without PostgreSQL) leaves ``value`` null too, and its note says why.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ Better = Literal["lower", "higher"]
 @dataclass(frozen=True)
 class Figure:
     name: str
-    value: float
+    value: float | None  #: None when our side could not run (PostgreSQL missing); ``note`` says why
     unit: str  #: the unit of ``value`` and ``peer_value`` alike
     peer: str  #: what we compare with, in words a user knows ("encoded bitrate", "ffmpeg ...")
     peer_value: float | None  #: None when the peer could not run; ``note`` says why
@@ -34,7 +35,7 @@ class Figure:
     @property
     def ratio(self) -> float | None:
         """``value / peer_value``; None without a peer value (or a zero one)."""
-        if self.peer_value is None or self.peer_value == 0:
+        if self.value is None or self.peer_value is None or self.peer_value == 0:
             return None
         return self.value / self.peer_value
 

@@ -24,6 +24,7 @@ from bench.device import BenchError, recording_cpu, ring_memory
 from bench.dock import dock_throughput
 from bench.dock_memory import dock_memory
 from bench.evidence import evidence_ingest
+from bench.evidence_scaled import scaled_ingest
 from bench.figures import Figure, render_table, results_json, write_results
 from bench.machine import describe_machine
 from bench.stream import EncodedStream, Scenario, encode_stream
@@ -70,6 +71,11 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     # 20 clips x 10 segments of 1 MB in full mode, 6 x 5 quick, 2 x 2 of 64 kB smoke
     # (bench.evidence.SIZES); 1 API process, then 4 (`--workers 4`) fed by 4 clients at once
     Benchmark("evidence-store ingest", lambda c: evidence_ingest(c.scenario, c.work / "evidence")),
+    # the same clips and clients on PostgreSQL + SeaweedFS S3, against rclone to that S3
+    # (bench.evidence_scaled); no value, and why, where PostgreSQL or weed cannot run
+    Benchmark(
+        "scaled evidence-store ingest", lambda c: scaled_ingest(c.scenario, c.work / "scaled")
+    ),
     # 1 camera, 3 and 8 at once, 5 clips x 10 segments of 1 MB each in full mode, 2 x 5 quick,
     # 2 x 2 of 64 kB smoke (bench.dock.SIZES); against sha256sum, curl and rclone, same bytes
     Benchmark("dock offload throughput", lambda c: dock_throughput(c.scenario, c.work / "dock")),

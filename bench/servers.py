@@ -135,11 +135,18 @@ def _wait_until_serving(
 
 @contextmanager
 def running_store(
-    data_dir: Path, device_id: str, device_key: Ed25519PrivateKey, *, workers: int = 1
+    data_dir: Path,
+    device_id: str,
+    device_key: Ed25519PrivateKey,
+    *,
+    workers: int = 1,
+    config: Path | None = None,
 ) -> Iterator[Store]:
     """The store on a fresh data folder with ``device_id`` enrolled, serving until the end.
 
     ``workers`` > 1 runs ``bwc evidence serve --workers N``: N API processes on one port.
+    ``config`` is a TOML file whose ``[evidence]`` table picks another backend (the scaled
+    one: ``database_url`` and ``[evidence.s3]``); the keys and tokens stay in ``data_dir``.
     """
     cfg = EvidenceConfig(data_dir=data_dir)
     try:
@@ -155,6 +162,8 @@ def running_store(
     command = [sys.executable, "-m", "bwc", "evidence", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--data-dir", str(data_dir),
                "--workers", str(workers)]  # fmt: skip
+    if config is not None:
+        command += ["--config", str(config)]
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     try:
