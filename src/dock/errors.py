@@ -106,7 +106,8 @@ class UpdateTooLarge(UpdateRefused):
 class UpdateDeclined(CameraError):
     """A camera refused a firmware bundle or a profile (a 4xx): its reason says why.
 
-    It keeps running what it ran; the dock does not offer the same update to it again this run.
+    It keeps running what it ran; the dock does not offer the same update to it again, even
+    after a restart (dock/offer_table.py), until something newer is staged.
     """
 
     def __init__(self, message: str, status: int) -> None:

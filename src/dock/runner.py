@@ -28,8 +28,9 @@ and :meth:`send_officer` are what the dock's local API (dock/ui/app.py) asks of 
 Updates: :attr:`DockAgent.updates` holds what an armorer staged (dock/updates.py); once a bay's
 worker has finished every clip of its camera, it offers them, reboots the camera and follows it
 until the new firmware is confirmed or rolled back (dock/update_flow.py). What each camera was
-offered in this run is in :attr:`DockAgent.tracker`, shared by the bays, so a camera that comes
-back as a new docking after its reboot is followed on, and nothing is offered to it twice.
+offered is in :attr:`DockAgent.tracker`, shared by the bays and kept in the ledger file
+(dock/offer_table.py), so a camera that comes back as a new docking after its reboot, or to a
+restarted dock, is followed on, and nothing it refused or rolled back is offered to it again.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from dock.ingest_folder import IngestFolder, file_uploader, sink_uploader
 from dock.ingest_table import IngestTable
 from dock.ledger import ClipRow
 from dock.links import LinkResolver
+from dock.offer_table import OfferTable
 from dock.officers import OfficerTable
 from dock.status import DockStatus
 from dock.update_flow import UpdateFlow
@@ -101,8 +103,10 @@ class DockAgent:
             cfg.updates_dir, cfg.release_keys_dir, clock.wall_ns,
             on_staged=lambda: self.wake(retry=False),
         )  # fmt: skip
-        #: what this dock run offered each camera, and where each update is
-        self.tracker = UpdateTracker(on_view=self.status.update_changed)
+        #: what each camera was offered and what became of it (kept across restarts), and
+        #: where each update is (this run's view)
+        self.offers = OfferTable(cfg.ledger_path, wall_ns=clock.wall_ns)
+        self.tracker = UpdateTracker(on_view=self.status.update_changed, offers=self.offers)
         self._updating = UpdateFlow(
             self.updates, self.tracker, confirm_s=cfg.update_confirm_s,
             poll_s=min(cfg.retry.cap_s, max(cfg.poll_s, cfg.retry.base_s)), audit=audit,
@@ -163,6 +167,7 @@ class DockAgent:
             self.ingest.stop()
             self.ingest.table.close()
         self.officers.close()
+        self.offers.close()
 
     def busy(self) -> bool:
         """Whether any bay is still working."""

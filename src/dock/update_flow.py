@@ -5,7 +5,8 @@ with the worker's session and its clock, whose sleeps end (BayChanged) when the 
 
 1. the staged profile (``PUT /profile``), then the bundle for the camera's target
    (``PUT /firmware``, streamed with progress), each if dock/update_offer.py's :func:`plan`
-   wants it; a refusal (4xx) is final for this dock run and says why;
+   wants it; a refusal (4xx) is final, across restarts, until something newer is staged, and
+   says why;
 2. if the camera took either, ``POST /reboot``, then its status is read until the camera is back
    under a new session (a camera keeps a session until it restarts, so a status under the old one
    is from before the restart) and the new firmware reports ``healthy`` (confirmed), or the camera
@@ -16,6 +17,11 @@ reboot makes the camera leave its bay and come back: the worker ends and the nex
 worker finds the reboot in the :class:`~dock.update_offer.UpdateTracker` and follows it from
 there, against the same deadline. A transfer cut by the camera leaving is withdrawn and offered
 again at the next pass.
+
+Every offer and its outcome is also kept in the dock's SQLite file (dock/offer_table.py): the
+reboot is recorded there before it is asked, so a dock that stopped (or was killed) while a
+camera rebooted follows it on at the camera's next session, from that session's time, rather
+than sending it again; the outcome is recorded once known.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from dock.audit_log import DockAuditLog
 from dock.camera_answers import CameraStatus
 from dock.camera_client import CameraClient
 from dock.errors import CameraMisbehaved, CameraRefused, CameraUnavailable, DockError
+from dock.offer_table import OfferOutcome
 from dock.update_offer import (
     Awaited,
     Plan,
@@ -84,8 +91,10 @@ class UpdateFlow:
         camera ends this update (recorded) but never the offload that came before.
         """
         device_id = camera.device_id
-        awaited = self.tracker.awaited(device_id)
         try:
+            awaited = self.tracker.awaited(device_id) or self.tracker.resume(
+                device_id, clock.monotonic_ns()
+            )
             if awaited is None:
                 status = camera.status()
                 self._on_status(device.bay, status)
@@ -161,6 +170,8 @@ class UpdateFlow:
         except DockError as exc:
             if isinstance(exc, CameraRefused):
                 raise
+            failed = OfferOutcome.FAILED
+            self.tracker.conclude(device_id, "profile", profile.profile_id, failed, str(exc))
             self._failed(device, device_id, "profile.failed", str(exc), facts)
             return False
         self._record(device, device_id, "profile.pushed", facts)
@@ -173,7 +184,7 @@ class UpdateFlow:
     ) -> bool:  # fmt: skip
         device_id, version = camera.device_id, staged.header.firmware_version
         view = UpdateView("firmware", version, Step.SENDING, 0, staged.size)
-        self.tracker.offer(device_id, "firmware", version, view)
+        self.tracker.offer(device_id, "firmware", version, view, previous=status.firmware)
         facts = {"firmware_version": version, "previous_firmware": status.firmware,
                  "target": staged.header.target, "size": staged.size}  # fmt: skip
         self._record(device, device_id, "firmware.offered", facts)
@@ -182,6 +193,7 @@ class UpdateFlow:
                 f"camera {device_id} has {status.free_bytes} bytes free, the bundle needs "
                 f"{staged.size}: free space on it; it is offered again when the dock restarts"
             )
+            self.tracker.conclude(device_id, "firmware", version, OfferOutcome.WITHDRAWN, why)
             self._failed(device, device_id, "firmware.failed", why, facts)
             return False
 
@@ -202,6 +214,7 @@ class UpdateFlow:
         except DockError as exc:
             if isinstance(exc, CameraRefused):
                 raise
+            self.tracker.conclude(device_id, "firmware", version, OfferOutcome.FAILED, str(exc))
             self._failed(device, device_id, "firmware.failed", str(exc), facts)
             return False
         return True
@@ -242,6 +255,8 @@ class UpdateFlow:
         self.tracker.settled(device_id)
         if awaited.profile_id is not None:
             why = failure if status is None else profile_applied(awaited, status)
+            applied = OfferOutcome.CONFIRMED if why is None else OfferOutcome.FAILED
+            self.tracker.conclude(device_id, "profile", awaited.profile_id, applied, why)
             if why is not None:
                 sent = {"profile_id": awaited.profile_id,
                         "profile_version": awaited.profile_version}  # fmt: skip
@@ -256,6 +271,8 @@ class UpdateFlow:
         }  # fmt: skip
         if status is not None:
             facts.update(running=status.firmware, slot=status.firmware_slot)
+        outcome = OfferOutcome.CONFIRMED if failure is None else OfferOutcome.FAILED
+        self.tracker.conclude(device_id, "firmware", awaited.firmware, outcome, failure)
         if failure is not None:
             self._failed(device, device_id, "firmware.failed", failure, facts)
             return

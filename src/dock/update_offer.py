@@ -8,10 +8,12 @@ Three parts, all without I/O (docs/dock-api.md "Updates: firmware and configurat
   compared as numbers) and the camera's firmware is ``healthy``, never while a slot is on trial.
 * :func:`judge` reads the camera's status after the reboot: the new version ``healthy`` is
   confirmed, still on ``trial`` is followed further, any other version means it rolled back.
-* :class:`UpdateTracker` remembers, for this dock run, every offer by device id: so nothing is
-  offered twice to one camera (a camera that refused a bundle or rolled back keeps its old one
-  until the dock restarts or something newer is staged), so a worker that starts after the
-  camera re-enumerated continues the confirmation, and so the armorer sees each step.
+* :class:`UpdateTracker` remembers every offer by device id, in memory for this dock run and
+  durably in dock/offer_table.py: so nothing is offered twice to one camera (a camera that
+  refused a bundle or rolled back keeps its old one, across restarts, until something newer is
+  staged), so a worker that starts after the camera re-enumerated, or after the dock restarted,
+  follows the reboot on instead of sending again, and so the armorer sees each step (the view
+  stays in memory).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from custody.errors import FormatError
 from custody.firmware_bundle import parse_version
 from dock.camera_answers import UNKNOWN_TARGET, CameraStatus
+from dock.offer_table import OfferOutcome, OfferRecord, OfferTable
 from dock.updates import StagedFirmware, StagedProfile
 
 
@@ -99,7 +102,7 @@ def plan(
     *,
     offered: Callable[[str, str], bool] = lambda kind, key: False,
 ) -> Plan:
-    """What to send the camera; ``offered(kind, key)`` says what this dock run sent it already."""
+    """What to send the camera; ``offered(kind, key)`` says what it must not be sent again."""
     if profile is not None and (
         not profile_wanted(status, profile) or offered("profile", profile.profile.profile_id)
     ):
@@ -120,8 +123,10 @@ class Awaited:
     previous_firmware: str
     profile_id: str | None  #: the profile sent
     profile_version: int
-    session: int  #: the client session that asked for the reboot (CameraClient.session_number)
-    since_ns: int  #: when, on the dock's monotonic clock
+    #: the client session that asked for the reboot (CameraClient.session_number); 0 when an
+    #: earlier dock run asked, so any session of this run is after the restart
+    session: int
+    since_ns: int  #: when (or when this run took it up), on the dock's monotonic clock
 
 
 class Verdict(StrEnum):
@@ -163,37 +168,61 @@ class _Device:
     offered: set[tuple[str, str]] = field(default_factory=set)
     view: UpdateView | None = None
     awaited: Awaited | None = None
+    looked: bool = False  #: whether this run looked for a reboot an earlier run asked for
 
 
 class UpdateTracker:
-    """Every camera's offers in this dock run, by device id; thread-safe (one worker per camera
-    works on its entry at a time, the armorer's API reads)."""
+    """Every camera's offers, by device id; thread-safe (one worker per camera works on its
+    entry at a time, the armorer's API reads)."""
 
     def __init__(
-        self, on_view: Callable[[str, UpdateView | None], None] = lambda device, view: None
+        self,
+        on_view: Callable[[str, UpdateView | None], None] = lambda device, view: None,
+        offers: OfferTable | None = None,
     ) -> None:
-        """``on_view`` sees each change of a camera's :class:`UpdateView` (the bays' status)."""
+        """``on_view`` sees each change of a camera's :class:`UpdateView` (the bays' status);
+        ``offers`` keeps offers and their outcomes across restarts (None: this run only)."""
         self._on_view = on_view
+        self._offers = offers
         self._lock = threading.Lock()
         self._devices: dict[str, _Device] = {}
 
     def offered(self, device_id: str, kind: str, key: str) -> bool:
-        """Whether this run offered the camera that bundle version or profile id already."""
+        """Whether the camera must not be sent that bundle version or profile id: this run
+        offered it, or an earlier one saw it refused, rolled back, confirmed or rebooted into."""
         with self._lock:
             entry = self._devices.get(device_id)
-            return entry is not None and (kind, key) in entry.offered
+            if entry is not None and (kind, key) in entry.offered:
+                return True
+        if self._offers is None:
+            return False
+        record = self._offers.get(device_id, kind, key)
+        return record is not None and record.settled
 
-    def offer(self, device_id: str, kind: str, key: str, view: UpdateView) -> None:
-        """It is being offered now: never again to this camera in this run."""
+    def offer(
+        self, device_id: str, kind: str, key: str, view: UpdateView, *, previous: str = ""
+    ) -> None:
+        """It is being offered now: never again to this camera in this run (nor in later ones
+        once the camera took it). ``previous``: the firmware it ran when offered a bundle."""
         with self._lock:
             self._entry(device_id).offered.add((kind, key))
+        if self._offers is not None:
+            self._offers.offered(device_id, kind, key, version=view.version, previous=previous)
         self.show(device_id, view)
 
     def withdraw(self, device_id: str, kind: str, key: str) -> None:
         """The offer never reached the camera (it left mid-way): it may be offered again."""
         with self._lock:
             self._entry(device_id).offered.discard((kind, key))
+        self.conclude(device_id, kind, key, OfferOutcome.WITHDRAWN)
         self.show(device_id, None)
+
+    def conclude(
+        self, device_id: str, kind: str, key: str, outcome: OfferOutcome, reason: str | None = None
+    ) -> None:
+        """Record what the offer became; in this run it stays offered whatever the outcome."""
+        if self._offers is not None:
+            self._offers.conclude(device_id, kind, key, outcome, reason)
 
     def view(self, device_id: str) -> UpdateView | None:
         with self._lock:
@@ -214,13 +243,37 @@ class UpdateTracker:
             self.show(device_id, replace(current, step=step, **changes))
 
     def await_reboot(self, device_id: str, awaited: Awaited) -> None:
+        """Recorded durably before the reboot is asked: a restarted dock follows it on."""
         with self._lock:
             self._entry(device_id).awaited = awaited
+        if self._offers is not None:
+            sent = [("firmware", awaited.firmware), ("profile", awaited.profile_id)]
+            self._offers.reboot_asked(device_id, [(k, v) for k, v in sent if v is not None])
 
     def awaited(self, device_id: str) -> Awaited | None:
         with self._lock:
             entry = self._devices.get(device_id)
             return entry.awaited if entry is not None else None
+
+    def resume(self, device_id: str, since_ns: int) -> Awaited | None:
+        """The reboot an earlier dock run asked of the camera and never saw settled, followed
+        from ``since_ns`` on; looked for once per run (None: there is none)."""
+        with self._lock:
+            entry = self._entry(device_id)
+            if entry.awaited is not None or entry.looked or self._offers is None:
+                return entry.awaited
+            entry.looked = True
+        records = self._offers.rebooting(device_id)
+        if not records:
+            return None
+        awaited = _resumed(records, since_ns)
+        with self._lock:
+            entry.awaited = awaited
+            entry.offered.update((r.kind, r.key) for r in records)
+        kind = "profile" if awaited.firmware is None else "firmware"
+        version = awaited.firmware or str(awaited.profile_version)
+        self.show(device_id, UpdateView(kind, version, Step.REBOOTING))
+        return awaited
 
     def settled(self, device_id: str) -> None:
         """The reboot's outcome is known: nothing more to follow."""
@@ -230,3 +283,16 @@ class UpdateTracker:
     def _entry(self, device_id: str) -> _Device:
         # under self._lock
         return self._devices.setdefault(device_id, _Device())
+
+
+def _resumed(records: list[OfferRecord], since_ns: int) -> Awaited:
+    """The reboot an earlier run asked for, from its offers' rows (the latest of each kind)."""
+    latest = {r.kind: r for r in sorted(records, key=lambda r: r.reboot_ns or 0)}
+    firmware, profile = latest.get("firmware"), latest.get("profile")
+    return Awaited(
+        firmware=firmware.key if firmware else None,
+        previous_firmware=firmware.previous if firmware else "",
+        profile_id=profile.key if profile else None,
+        profile_version=int(profile.version) if profile else 0,
+        session=0, since_ns=since_ns,
+    )  # fmt: skip
