@@ -28,7 +28,6 @@ from custody.firmware_bundle import (
     read_header,
     verify_bundle,
 )
-from custody.keys import load_verify_key
 from custody.release import check_release_signature
 from custody.report import Report
 from device.durable import ensure_durable_folder
@@ -77,11 +76,6 @@ class BootedSlot:
 
 def other(slot: str | None) -> str:
     return "b" if slot == "a" else "a"
-
-
-def load_release_keys(keys_dir: Path) -> list[Ed25519PublicKey]:
-    """The trusted release keys: every ``release*.pub.pem`` in the camera's keys folder."""
-    return [load_verify_key(path) for path in sorted(keys_dir.glob("release*.pub.pem"))]
 
 
 class SlotManager:

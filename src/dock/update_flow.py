@@ -158,21 +158,15 @@ class UpdateFlow:
         self.tracker.offer(device_id, "profile", profile.profile_id, view)
         facts = {"profile_id": profile.profile_id, "profile_version": profile.profile_version,
                  "previous_profile_id": status.profile_id}  # fmt: skip
-        try:
+
+        def send() -> None:
             accepted = camera.put_profile(staged.data)
             if accepted.profile_id != profile.profile_id:
                 raise CameraMisbehaved(
                     f"camera {device_id} answered the profile with profile {accepted.profile_id}"
                 )
-        except CameraUnavailable:
-            self.tracker.withdraw(device_id, "profile", profile.profile_id)
-            raise
-        except DockError as exc:
-            if isinstance(exc, CameraRefused):
-                raise
-            failed = OfferOutcome.FAILED
-            self.tracker.conclude(device_id, "profile", profile.profile_id, failed, str(exc))
-            self._failed(device, device_id, "profile.failed", str(exc), facts)
+
+        if not self._deliver(device, device_id, ("profile", profile.profile_id), facts, send):
             return False
         self._record(device, device_id, "profile.pushed", facts)
         self.tracker.step(device_id, Step.DONE, bytes_done=len(staged.data))
@@ -201,21 +195,33 @@ class UpdateFlow:
             step = Step.INSTALLING if done >= staged.size else Step.SENDING
             self.tracker.step(device_id, step, bytes_done=done)
 
-        try:
+        def send() -> None:
             installed = camera.put_firmware(staged.path, staged.size, progress)
             if installed.firmware_version != version:
                 raise CameraMisbehaved(
                     f"camera {device_id} says it installed {installed.firmware_version}, "
                     f"not {version}"
                 )
+
+        return self._deliver(device, device_id, ("firmware", version), facts, send)
+
+    def _deliver(
+        self, device: UsbDeviceInfo, device_id: str, offer: tuple[str, str],
+        facts: dict[str, Any], send: Callable[[], None],
+    ) -> bool:  # fmt: skip
+        """Run ``send``: a camera gone away withdraws the offer (made again at the next pass), a
+        camera refused ends the pass, any other refusal fails the offer; True when it went."""
+        kind, key = offer
+        try:
+            send()
         except CameraUnavailable:
-            self.tracker.withdraw(device_id, "firmware", version)
+            self.tracker.withdraw(device_id, kind, key)
+            raise
+        except CameraRefused:
             raise
         except DockError as exc:
-            if isinstance(exc, CameraRefused):
-                raise
-            self.tracker.conclude(device_id, "firmware", version, OfferOutcome.FAILED, str(exc))
-            self._failed(device, device_id, "firmware.failed", str(exc), facts)
+            self.tracker.conclude(device_id, kind, key, OfferOutcome.FAILED, str(exc))
+            self._failed(device, device_id, f"{kind}.failed", str(exc), facts)
             return False
         return True
 
